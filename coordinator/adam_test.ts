@@ -1,0 +1,42 @@
+import { assertClose, assertEquals } from "../shared/testing.ts";
+import { Adam } from "./adam.ts";
+
+Deno.test("Adam.apply() matches the textbook update with bias correction over three steps", () => {
+  const settings = { lr: 0.01, beta1: 0.5, beta2: 0.999, epsilon: 1e-7 };
+  const adam = new Adam(2, settings);
+  const p = new Float32Array([1, -2]);
+  const grads = [[0.5, -1], [0.25, 2], [-1, 0.1]];
+  let m = [0, 0], v = [0, 0];
+  const expected = [1, -2];
+  for (let t = 1; t <= grads.length; t++) {
+    const g = grads[t - 1];
+    adam.apply(p, new Float32Array(g));
+    m = m.map((mi, i) => settings.beta1 * mi + (1 - settings.beta1) * g[i]);
+    v = v.map((vi, i) => settings.beta2 * vi + (1 - settings.beta2) * g[i] * g[i]);
+    const lrT = settings.lr * Math.sqrt(1 - settings.beta2 ** t) / (1 - settings.beta1 ** t);
+    for (let i = 0; i < 2; i++) expected[i] -= lrT * m[i] / (Math.sqrt(v[i]) + settings.epsilon);
+  }
+  assertClose(p, expected, 1e-6, "params");
+  assertEquals(adam.step, 3);
+});
+
+Deno.test("Adam's first step moves every weight by about lr whatever the gradient's size", () => {
+  const adam = new Adam(3, { lr: 2e-4, beta1: 0.5, beta2: 0.999, epsilon: 1e-7 });
+  const p = new Float32Array(3);
+  adam.apply(p, new Float32Array([0.1, -50, 3]));
+  assertClose(p, [-2e-4, 2e-4, -2e-4], 1e-7, "first step");
+});
+
+Deno.test("Adam.restore() continues exactly where state() left off", () => {
+  const settings = { lr: 1e-3, beta1: 0.9, beta2: 0.99, epsilon: 1e-7 };
+  const a = new Adam(4, settings);
+  const pa = new Float32Array([1, 2, 3, 4]);
+  a.apply(pa, new Float32Array([1, -1, 0.5, 0]));
+  const b = new Adam(4, settings);
+  b.restore(a.state());
+  const pb = pa.slice();
+  const g = new Float32Array([0.3, 0.2, -0.1, 1]);
+  a.apply(pa, g);
+  b.apply(pb, g);
+  assertEquals(Array.from(pb), Array.from(pa));
+});

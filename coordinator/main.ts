@@ -1,0 +1,160 @@
+/**
+ * `deno task coordinator`: owns the data, the master weights, both Adam optimizers, the clock and every
+ * output; waits for --workers workers, then trains. It never computes a gradient.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { Config } from "../config/config.ts";
+import { helpText, loadConfig } from "../config/load.ts";
+import { errorMessage, GantryError } from "../shared/errors.ts";
+import { modelSpecs } from "../shared/models/specs.ts";
+import type { ModelSpecs } from "../shared/models/types.ts";
+import { expectedSizes } from "../shared/protocol.ts";
+import { StepComputer } from "../shared/step.ts";
+import { BatchPlan } from "./batch_plan.ts";
+import { IMAGE_PIXELS, loadDataset } from "../shared/data/dataset.ts";
+import { ProgressLine } from "./progress.ts";
+import { defaultRunDir, RunRecorder } from "./recorder.ts";
+import { WorkerRegistry } from "./registry.ts";
+import { CoordinatorServer } from "./server.ts";
+import { SEED_STREAMS, Trainer } from "./trainer.ts";
+
+export const GANTRY_VERSION = "0.1.0";
+/** Room for msgpack headers and small fields around the arrays of the largest frame. */
+const FRAME_HEADROOM_BYTES = 64 * 1024;
+
+/** The largest legal frame: a task carrying both nets' weights and a full batch, with headroom. */
+export function deriveMaxFrameBytes(specs: ModelSpecs, batchSize: number): number {
+  const weights = 4 * (specs.generator.trainableSize + specs.discriminator.trainableSize);
+  const shard = batchSize * (IMAGE_PIXELS + 2 + 4 * specs.latentDim);
+  return weights + shard + 4 * specs.generator.stateSize + FRAME_HEADROOM_BYTES;
+}
+
+/** Runs a coordinator to the end of training; returns the exit code. */
+export async function runCoordinator(base: Config): Promise<number> {
+  const config = { ...base, seed: base.seed ?? Math.floor(Math.random() * 2 ** 32) };
+  let progress: ProgressLine | null = null;
+  const log = (line: string) => {
+    progress?.breakLine();
+    console.log(line);
+  };
+  await tf.setBackend("cpu");
+  const dataset = await loadDataset({
+    dataset: config.dataset,
+    dataDir: config.data,
+    split: "train",
+    examples: config.examples,
+  });
+  const specs = modelSpecs(config.model, config.latentDim);
+  const out = config.out ?? defaultRunDir();
+  const recorder = await RunRecorder.create(out);
+  const registry = new WorkerRegistry(log);
+  const plan = new BatchPlan(dataset, config.batchSize, config.latentDim, config.seed + SEED_STREAMS.batches);
+  const maxFrameBytes = config.maxFrameBytes ?? deriveMaxFrameBytes(specs, plan.batchSize);
+  const record = () => ({
+    config: { ...config, maxFrameBytes },
+    versions: { gantry: GANTRY_VERSION, deno: Deno.version.deno, tfjs: tf.version.tfjs },
+    parameters: {
+      generator: specs.generator.trainableSize,
+      discriminator: specs.discriminator.trainableSize,
+    },
+    dataset: { name: dataset.name, count: dataset.count, source: dataset.source },
+    workers: registry.all.map((w) => ({
+      id: w.id,
+      name: w.name,
+      gpu: w.gpu,
+      pid: w.pid,
+      backend: w.backend,
+      joinedAtStep: w.joinedAtStep,
+      state: w.state,
+    })),
+  });
+  // config.json is rewritten as workers join; chained so two writes never race.
+  let configWrite = recorder.writeConfig(record());
+  const server = await CoordinatorServer.start({
+    host: config.host,
+    port: config.port,
+    maxFrameBytes,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    sizes: expectedSizes(specs),
+    welcome: { model: config.model, latentDim: config.latentDim, labelSmoothing: config.labelSmoothing },
+    currentStep: () => plan.step + 1,
+    onJoin: (w) => {
+      const b = w.backend;
+      const native = b.tfVersion ? ` TensorFlow ${b.tfVersion}` : "";
+      log(
+        `worker ${w.id} joined: ${w.name} pid ${w.pid} gpu ${w.gpu ?? "-"} backend ${b.name}${native} ` +
+          `devices ${b.devices.join(",")}${
+            b.fallbackReasons.length ? ` (fell back: ${b.fallbackReasons.join("; ")})` : ""
+          }`,
+      );
+      configWrite = configWrite.then(() => recorder.writeConfig(record()));
+    },
+    log,
+  }, registry);
+  // The launcher and tests read this line to find the port (it may have been picked with --port 0).
+  console.log(`gantry coordinator listening on ws://${config.host}:${server.port}`);
+  log(`run folder ${out}, seed ${config.seed}, waiting for ${config.workers ?? 1} worker(s)`);
+
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onInterrupt = () => {
+    interrupts++;
+    if (interrupts > 1) Deno.exit(130);
+    log("interrupted: finishing the step in flight, then checkpointing (Ctrl-C again to quit at once)");
+    abort.abort();
+  };
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  Deno.addSignalListener("SIGTERM", onInterrupt);
+
+  const sampler = new StepComputer(specs, config.labelSmoothing);
+  let code = 1;
+  try {
+    await registry.waitForLive(config.workers ?? 1, config.joinTimeoutMs, abort.signal);
+    progress = new ProgressLine(config.progress, config.progressIntervalMs);
+    const trainer = new Trainer({
+      config,
+      specs,
+      plan,
+      registry,
+      recorder,
+      progress,
+      sampler,
+      log,
+      signal: abort.signal,
+      record: record(),
+    });
+    code = await trainer.run();
+    log(
+      code === 0
+        ? `training finished: ${plan.step} steps, outputs in ${out}`
+        : `training stopped (exit ${code})`,
+    );
+  } catch (error) {
+    log(`training failed: ${errorMessage(error)}`);
+    code = error instanceof GantryError && error.code === "E_TIMEOUT" ? 3 : 1;
+  } finally {
+    registry.stopAll(code === 0 ? "training finished" : "training stopped", code === 0 ? 0 : 1);
+    await configWrite.then(() => recorder.writeConfig(record()));
+    sampler.dispose();
+    recorder.close();
+    await server.close();
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+    Deno.removeSignalListener("SIGTERM", onInterrupt);
+  }
+  return code;
+}
+
+if (import.meta.main) {
+  if (Deno.args.includes("--help")) {
+    console.log(helpText("coordinator"));
+    Deno.exit(0);
+  }
+  let config: Config;
+  try {
+    config = loadConfig("coordinator", Deno.args);
+  } catch (error) {
+    console.error(`gantry coordinator: ${errorMessage(error)}`);
+    Deno.exit(2);
+  }
+  Deno.exit(await runCoordinator(config));
+}

@@ -1,0 +1,75 @@
+/**
+ * The run folder: config.json, metrics.jsonl and the sample grids. The coordinator is the only process that
+ * writes here (after nanoGPT: one process does all logging and checkpointing).
+ */
+import { join } from "node:path";
+
+export interface MetricsLine {
+  epoch: number;
+  step: number;
+  lossD: number;
+  lossG: number;
+  /** Mean sigmoid(D(x)) over the real images, and sigmoid(D(G(z))) in the D and G phases. */
+  dReal: number;
+  dFakeD: number;
+  dFakeG: number;
+  imagesPerSec: number;
+  workers: number;
+  stepMs: number;
+  computeMs: number;
+  time: string;
+}
+
+/** Writes `bytes` beside `path` and renames it over, so a reader never sees half a file. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  const aside = `${path}.tmp-${Deno.pid}`;
+  if (typeof bytes === "string") await Deno.writeTextFile(aside, bytes);
+  else await Deno.writeFile(aside, bytes);
+  await Deno.rename(aside, path);
+}
+
+export class RunRecorder {
+  readonly dir: string;
+  #metrics: Deno.FsFile;
+  #encoder = new TextEncoder();
+
+  private constructor(dir: string, metrics: Deno.FsFile) {
+    this.dir = dir;
+    this.#metrics = metrics;
+  }
+
+  static async create(dir: string): Promise<RunRecorder> {
+    await Deno.mkdir(join(dir, "samples"), { recursive: true });
+    await Deno.mkdir(join(dir, "checkpoints"), { recursive: true });
+    const metrics = await Deno.open(join(dir, "metrics.jsonl"), { create: true, append: true });
+    return new RunRecorder(dir, metrics);
+  }
+
+  async writeConfig(record: unknown): Promise<void> {
+    await writeFileAtomic(join(this.dir, "config.json"), JSON.stringify(record, null, 2) + "\n");
+  }
+
+  /** One line per step, written through at once so a crash loses at most the step in flight. */
+  appendMetrics(line: MetricsLine): void {
+    this.#metrics.writeSync(this.#encoder.encode(JSON.stringify(line) + "\n"));
+  }
+
+  async writeSamples(epoch: number, png: Uint8Array): Promise<string> {
+    const path = join(this.dir, "samples", `epoch-${String(epoch).padStart(4, "0")}.png`);
+    await writeFileAtomic(path, png);
+    return path;
+  }
+
+  close(): void {
+    this.#metrics.close();
+  }
+}
+
+/** `runs/<timestamp>` in local time, sortable and safe in file names. */
+export function defaultRunDir(now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  const stamp = `${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}-${p(now.getHours())}${
+    p(now.getMinutes())
+  }${p(now.getSeconds())}`;
+  return join("runs", stamp);
+}

@@ -1,0 +1,79 @@
+/**
+ * A child process whose output lines are prefixed with its role, so the interleaved log of a coordinator
+ * and its workers stays readable.
+ */
+export interface Child {
+  role: string;
+  process: Deno.ChildProcess;
+  status: Promise<Deno.CommandStatus>;
+  /** Resolves with the first line matching `pattern` (or null when the child ends first). */
+  waitForLine(pattern: RegExp): Promise<RegExpMatchArray | null>;
+}
+
+async function pipeLines(
+  stream: ReadableStream<Uint8Array>,
+  prefix: string,
+  write: (line: string) => void,
+  onLine: (line: string) => void,
+): Promise<void> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += value;
+    // A TTY progress line redraws with \r: show each redraw as its own line in the merged log.
+    const lines = buffered.split(/\r?\n|\r/);
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      if (line.trim() === "") continue;
+      write(`${prefix} ${line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "")}`);
+      onLine(line);
+    }
+  }
+  if (buffered.trim() !== "") {
+    write(`${prefix} ${buffered}`);
+    onLine(buffered);
+  }
+}
+
+export function spawnChild(role: string, args: string[], env: Record<string, string> = {}): Child {
+  const process = new Deno.Command(Deno.execPath(), {
+    args,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const watchers: Array<{ pattern: RegExp; resolve: (m: RegExpMatchArray | null) => void }> = [];
+  const onLine = (line: string) => {
+    for (const w of [...watchers]) {
+      const match = line.match(w.pattern);
+      if (match) {
+        watchers.splice(watchers.indexOf(w), 1);
+        w.resolve(match);
+      }
+    }
+  };
+  const prefix = `[${role}]`;
+  const out = pipeLines(process.stdout, prefix, (l) => console.log(l), onLine);
+  const err = pipeLines(process.stderr, prefix, (l) => console.error(l), onLine);
+  const status = Promise.all([process.status, out, err]).then(([s]) => {
+    for (const w of watchers.splice(0)) w.resolve(null);
+    return s;
+  });
+  return {
+    role,
+    process,
+    status,
+    waitForLine: (pattern) => new Promise((resolve) => watchers.push({ pattern, resolve })),
+  };
+}
+
+export function signalChild(child: Child, signal: Deno.Signal): void {
+  try {
+    child.process.kill(signal);
+  } catch {
+    // It has exited already.
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * One worker's share of a training step (MODEL.md, "One training step"): gradient SUMS over a shard, which
+ * the coordinator adds over workers and divides by the global batch. The single-process and the N-worker
+ * paths both run this class, so they compute the same update.
+ *
+ *   (1) D phase: minimize BCE(D(x, y), 1 - smoothing) + BCE(D(G(z, y_f), y_f), 0) over D's weights.
+ *   (2) G phase: minimize BCE(D(G(z', y'), y'), 1) over G's weights (non-saturating loss), through the
+ *       updated D.
+ *
+ * G runs in training mode in both phases (BatchNorm normalizes with the shard's own statistics, which the
+ * G phase reports as sums so that the coordinator can update the moving statistics over the global batch).
+ * Everything runs inside tf.tidy; the only tensors that outlive a call are the current weights.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+// tfjs-core alone registers no gradients; the tfjs-layers bundle registers all of tfjs-core's (into the global
+// registry that every copy of tfjs shares). Cheap (tens of ms), and checkpoints need tfjs-layers anyway.
+import "@tensorflow/tfjs-layers";
+import { discriminatorForward, generatorForward } from "./models/forward.ts";
+import { IMAGE_CHANNELS, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES, PIXEL_HALF_RANGE, trainableParams } from "./models/specs.ts";
+import type {
+  DiscriminatorShard,
+  GeneratorShard,
+  ModelSpecs,
+  NetSpec,
+  PhaseResult,
+} from "./models/types.ts";
+
+/**
+ * Σ BCE(sigmoid(logits), targets) in the stable form max(x, 0) - x·t + log(1 + exp(-|x|)), which never
+ * exponentiates a positive number.
+ */
+export function sigmoidCrossEntropySum(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+  return tf.tidy(() =>
+    tf.sum(tf.add(tf.sub(tf.relu(logits), tf.mul(logits, targets)), tf.log1p(tf.exp(tf.neg(tf.abs(logits))))))
+  );
+}
+
+/** Dataset bytes 0..255 to pixels in [-1, 1], as [n, 28, 28, 1]. */
+function imagesFromBytes(bytes: Uint8Array, count: number): tf.Tensor4D {
+  const pixels = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) pixels[i] = bytes[i] / PIXEL_HALF_RANGE - 1;
+  return tf.tensor4d(pixels, [count, IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS]);
+}
+
+function labelTensor(labels: Uint8Array): tf.Tensor1D {
+  return tf.tensor1d(Int32Array.from(labels), "int32");
+}
+
+/** One flat Float32Array from tensors shaped like the net's trainable params, in spec order. */
+function flatten(tensors: tf.Tensor[]): tf.Tensor1D {
+  return tf.concat(tensors.map((t) => tf.reshape(t, [-1])));
+}
+
+function checkCount(what: string, count: number): void {
+  if (!Number.isInteger(count) || count < 1) {
+    throw new RangeError(`${what} count must be a positive integer: current value is ${count}`);
+  }
+}
+
+function checkLength(what: string, actual: number, expected: number): void {
+  if (actual !== expected) throw new RangeError(`${what} must have ${expected} values: current length is ${actual}`);
+}
+
+function checkLabels(what: string, labels: Uint8Array, count: number): void {
+  checkLength(what, labels.length, count);
+  const bad = labels.findIndex((l) => l >= NUM_CLASSES);
+  if (bad >= 0) throw new RangeError(`${what} must be < ${NUM_CLASSES}: value at ${bad} is ${labels[bad]}`);
+}
+
+export class StepComputer {
+  readonly specs: ModelSpecs;
+  readonly labelSmoothing: number;
+  #generator: tf.Tensor[] | null = null;
+  #discriminator: tf.Tensor[] | null = null;
+
+  constructor(specs: ModelSpecs, labelSmoothing: number) {
+    if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
+      throw new RangeError(`labelSmoothing must be in [0, 1): current value is ${labelSmoothing}`);
+    }
+    this.specs = specs;
+    this.labelSmoothing = labelSmoothing;
+  }
+
+  setGeneratorWeights(trainable: Float32Array): void {
+    const next = StepComputer.#paramTensors(this.specs.generator, "generator weights", trainable);
+    if (this.#generator) tf.dispose(this.#generator);
+    this.#generator = next;
+  }
+
+  setDiscriminatorWeights(trainable: Float32Array): void {
+    const next = StepComputer.#paramTensors(this.specs.discriminator, "discriminator weights", trainable);
+    if (this.#discriminator) tf.dispose(this.#discriminator);
+    this.#discriminator = next;
+  }
+
+  /** (1) Gradient sums of D's loss on real images (target 1 - smoothing) and on G's fakes (target 0). */
+  discriminatorPhase(shard: DiscriminatorShard): PhaseResult {
+    const n = shard.count;
+    checkCount("discriminator shard", n);
+    checkLength("real", shard.real.length, n * IMAGE_PIXELS);
+    checkLabels("realLabels", shard.realLabels, n);
+    checkLength("z", shard.z.length, n * this.specs.latentDim);
+    checkLabels("fakeLabels", shard.fakeLabels, n);
+    const g = this.#weights("generator", this.#generator);
+    const d = this.#weights("discriminator", this.#discriminator);
+    let logits: tf.Tensor2D | undefined; // kept out of the gradient's tidy, disposed below
+    try {
+      return tf.tidy(() => {
+        const fakeLabels = labelTensor(shard.fakeLabels);
+        // Outside the gradient function: no gradient flows into G.
+        const fake = generatorForward(this.specs, g, this.#z(shard.z, n), fakeLabels, { training: true }).images;
+        // D has no BatchNorm, so one pass over real ++ fake equals two passes, at half the kernel launches.
+        const images = tf.concat([imagesFromBytes(shard.real, n), fake]);
+        const labels = tf.concat([labelTensor(shard.realLabels), fakeLabels]);
+        const targets = tf.concat([tf.fill([n, 1], 1 - this.labelSmoothing), tf.zeros([n, 1])]);
+        const { value, grads } = tf.valueAndGrads((...params: tf.Tensor[]) => {
+          logits = tf.keep(discriminatorForward(this.specs, params, images, labels)); // [2n, 1]
+          return sigmoidCrossEntropySum(logits, targets);
+        })(d);
+        const scoreSums = tf.sum(tf.reshape(tf.sigmoid(logits!), [2, n]), 1); // [real, fake]
+        const [lossSum, realScoreSum, fakeScoreSum] = tf.concat([tf.reshape(value, [1]), scoreSums]).dataSync();
+        return { grads: flatten(grads).dataSync() as Float32Array, lossSum, realScoreSum, fakeScoreSum };
+      });
+    } finally {
+      logits?.dispose();
+    }
+  }
+
+  /** (2) Gradient sums of G's non-saturating loss through the current D, plus G's BatchNorm input sums. */
+  generatorPhase(shard: GeneratorShard): PhaseResult {
+    const n = shard.count;
+    checkCount("generator shard", n);
+    checkLength("z", shard.z.length, n * this.specs.latentDim);
+    checkLabels("labels", shard.labels, n);
+    const g = this.#weights("generator", this.#generator);
+    const d = this.#weights("discriminator", this.#discriminator);
+    let sides: tf.Tensor1D | undefined; // [fakeScoreSum, ...batchNormSums], kept out of the gradient's tidy
+    try {
+      return tf.tidy(() => {
+        const z = this.#z(shard.z, n);
+        const labels = labelTensor(shard.labels);
+        const ones = tf.ones([n, 1]);
+        const { value, grads } = tf.valueAndGrads((...params: tf.Tensor[]) => {
+          const { images, batchStats } = generatorForward(this.specs, params, z, labels, { training: true });
+          const logits = discriminatorForward(this.specs, d, images, labels); // [n, 1]
+          // Shard sums from the batch statistics: Σx = m·mean, Σx² = m·(variance + mean²), m values/channel.
+          const normSums = batchStats.flatMap(({ mean, variance }, i) => {
+            const m = n * this.specs.generator.batchNorms[i].valuesPerExample;
+            return [tf.mul(mean, m), tf.mul(tf.add(variance, tf.square(mean)), m)];
+          });
+          sides = tf.keep(tf.concat([tf.reshape(tf.sum(tf.sigmoid(logits)), [1]), ...normSums]));
+          return sigmoidCrossEntropySum(logits, ones);
+        })(g);
+        const lossSum = value.dataSync()[0];
+        const sideValues = sides!.dataSync() as Float32Array;
+        return {
+          grads: flatten(grads).dataSync() as Float32Array,
+          lossSum,
+          realScoreSum: 0,
+          fakeScoreSum: sideValues[0],
+          batchNormSums: sideValues.slice(1),
+        };
+      });
+    } finally {
+      sides?.dispose();
+    }
+  }
+
+  /**
+   * G in inference mode (BatchNorm with the moving statistics in `state`), for sample grids: count x 784
+   * pixels in [-1, 1].
+   */
+  generateImages(z: Float32Array, labels: Uint8Array, state: Float32Array): Float32Array {
+    const n = labels.length;
+    checkCount("generateImages", n);
+    checkLabels("labels", labels, n);
+    checkLength("z", z.length, n * this.specs.latentDim);
+    checkLength("state", state.length, this.specs.generator.stateSize);
+    const g = this.#weights("generator", this.#generator);
+    return tf.tidy(() => {
+      const moving = this.specs.generator.params
+        .filter((p) => p.kind === "state")
+        .map((p) => tf.tensor1d(state.slice(p.offset, p.offset + p.size)));
+      const { images } = generatorForward(this.specs, g, this.#z(z, n), labelTensor(labels), {
+        training: false,
+        state: moving,
+      });
+      return images.dataSync() as Float32Array;
+    });
+  }
+
+  /** Frees the weight tensors; the computer cannot be used again until weights are set. */
+  dispose(): void {
+    if (this.#generator) tf.dispose(this.#generator);
+    if (this.#discriminator) tf.dispose(this.#discriminator);
+    this.#generator = null;
+    this.#discriminator = null;
+  }
+
+  #z(z: Float32Array, n: number): tf.Tensor2D {
+    return tf.tensor2d(z, [n, this.specs.latentDim]);
+  }
+
+  #weights(net: string, weights: tf.Tensor[] | null): tf.Tensor[] {
+    if (weights === null) throw new Error(`${net} weights are not set`);
+    return weights;
+  }
+
+  /**
+   * One tensor per trainable param. The values are copied: backends such as cpu keep the array they are
+   * given, and the caller's vector (say, the coordinator's master weights) changes under Adam.
+   */
+  static #paramTensors(net: NetSpec, what: string, trainable: Float32Array): tf.Tensor[] {
+    checkLength(what, trainable.length, net.trainableSize);
+    return trainableParams(net).map((p) => tf.tensor(trainable.slice(p.offset, p.offset + p.size), p.shape));
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Synchronous data parallelism computes the update of one process with the whole global batch: with the
+ * same seed, 1 and 2 workers must end with the same weights up to float rounding. The bound is 1% of the
+ * most Adam can move a weight (lr x steps). The control run changes only the math of the step (label
+ * smoothing 0.1, same seed and so the same start) and must be told apart by the same measure.
+ */
+import { readSavedWeights } from "../coordinator/checkpoint.ts";
+import { assert, assertEquals } from "../shared/testing.ts";
+import { TEST_BACKEND } from "./backend.ts";
+import { cleanup, latestCheckpoint, readMetrics, startTrain } from "./processes.ts";
+
+const RUN_TIMEOUT_MS = 180_000;
+const LR = 2e-4;
+const STEPS = 6;
+const BOUND = 0.01 * LR * STEPS;
+
+async function trainWeights(
+  workers: number,
+  extra: string[] = [],
+): Promise<{ g: Float32Array; d: Float32Array; dir: string }> {
+  const out = await Deno.makeTempDir({ prefix: `gantry-exact-${workers}w-` });
+  const train = startTrain([
+    "--model=mlp",
+    "--seed=7",
+    `--max-steps=${STEPS}`,
+    `--workers=${workers}`,
+    "--batch-size=64",
+    "--examples=1280",
+    `--lr=${LR}`,
+    "--port=0",
+    `--backend=${TEST_BACKEND}`,
+    "--progress=none",
+    `--out=${out}`,
+    ...extra,
+  ]);
+  try {
+    assertEquals(await train.exit(RUN_TIMEOUT_MS), 0, train.output());
+  } finally {
+    await cleanup(train);
+  }
+  const metrics = await readMetrics(out);
+  assertEquals(metrics.length, STEPS);
+  assert(metrics.every((m) => m.workers === workers), `every step used ${workers} worker(s)`);
+  const checkpoint = await latestCheckpoint(out);
+  return {
+    g: await readSavedWeights(`${checkpoint}/generator`),
+    d: await readSavedWeights(`${checkpoint}/discriminator`),
+    dir: out,
+  };
+}
+
+function maxDifference(a: Float32Array, b: Float32Array): number {
+  assertEquals(a.length, b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+Deno.test({
+  name:
+    `--model mlp --seed 7 --max-steps ${STEPS} ends with the same weights on 1 and 2 workers (${TEST_BACKEND})`,
+  sanitizeResources: false,
+  async fn() {
+    const one = await trainWeights(1);
+    const two = await trainWeights(2);
+    const control = await trainWeights(2, ["--label-smoothing=0.1"]);
+    try {
+      const g = maxDifference(one.g, two.g);
+      const d = maxDifference(one.d, two.d);
+      console.log(
+        `max |w1 - w2|: G ${g.toExponential(2)} (${(100 * g / (LR * STEPS)).toFixed(3)}% of lr x steps), ` +
+          `D ${d.toExponential(2)} (${(100 * d / (LR * STEPS)).toFixed(3)}%)`,
+      );
+      assert(g <= BOUND, `generator weights differ by ${g} > ${BOUND}`);
+      assert(d <= BOUND, `discriminator weights differ by ${d} > ${BOUND}`);
+      // Without the control, a comparison that cannot see a change in the math would pass as well.
+      const gControl = maxDifference(one.g, control.g);
+      const dControl = maxDifference(one.d, control.d);
+      console.log(
+        `control (label smoothing 0.1): G ${gControl.toExponential(2)}, D ${dControl.toExponential(2)}`,
+      );
+      assert(dControl > 10 * BOUND, `the control's D differs by only ${dControl}`);
+    } finally {
+      for (const r of [one, two, control]) await Deno.remove(r.dir, { recursive: true });
+    }
+  },
+});

@@ -1,0 +1,56 @@
+/**
+ * The worker's side of the socket: Deno's built-in WebSocket (binary frames as ArrayBuffer), opened with
+ * retries so that workers may be started before the coordinator.
+ */
+import { GantryError } from "../shared/errors.ts";
+
+export interface ConnectOptions {
+  url: string;
+  connectTimeoutMs: number;
+  connectRetryMs: number;
+  log: (line: string) => void;
+}
+
+function openOnce(url: string, timeoutMs: number): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url);
+    socket.binaryType = "arraybuffer";
+    const timer = setTimeout(() => {
+      socket.close();
+      reject(new Error(`no answer in ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.onopen = () => {
+      clearTimeout(timer);
+      socket.onopen = socket.onerror = null;
+      resolve(socket);
+    };
+    socket.onerror = (event) => {
+      clearTimeout(timer);
+      reject(new Error((event as ErrorEvent).message || "connection failed"));
+    };
+  });
+}
+
+/** Opens a connection, retrying every connectRetryMs until connectTimeoutMs has passed. */
+export async function connectWithRetry(options: ConnectOptions): Promise<WebSocket> {
+  const deadline = Date.now() + options.connectTimeoutMs;
+  let attempts = 0;
+  let last = "";
+  while (Date.now() < deadline) {
+    attempts++;
+    try {
+      return await openOnce(options.url, Math.max(1, deadline - Date.now()));
+    } catch (error) {
+      last = (error as Error).message;
+      if (attempts === 1) options.log(`coordinator ${options.url} not reachable yet (${last}); retrying`);
+    }
+    await new Promise((r) =>
+      setTimeout(r, Math.min(options.connectRetryMs, Math.max(0, deadline - Date.now())))
+    );
+  }
+  throw new GantryError(
+    "E_TIMEOUT",
+    `could not reach the coordinator at ${options.url} in ${options.connectTimeoutMs} ms ` +
+      `(${attempts} attempts; last: ${last}); is it running? see --coordinator and --connect-timeout-ms`,
+  );
+}
