@@ -14,6 +14,8 @@ import { Adam } from "./adam.ts";
 import { aggregateGradients, shardSizes, sumBatchNormSums } from "./aggregate.ts";
 import { type BatchPlan, shardDraw, type StepDraw } from "./batch_plan.ts";
 import { saveCheckpoint } from "./checkpoint.ts";
+import { writeLossPlots } from "./plots.ts";
+import { writeProgressGif } from "../shared/images/gif.ts";
 import type { ProgressLine } from "./progress.ts";
 import type { MetricsLine, RunRecorder } from "./recorder.ts";
 import type { WorkerHandle, WorkerRegistry } from "./registry.ts";
@@ -128,6 +130,9 @@ export class Trainer {
       if (plan.epochDone || last) {
         progress.breakLine();
         const samples = await recorder.writeSamples(epoch, this.#sampleGrid());
+        // Once an epoch, not per step: rendering takes up to a second or two.
+        await writeLossPlots(recorder.dir);
+        await writeProgressGif(recorder.dir);
         const folder = await this.#checkpoint();
         log(`epoch ${epoch} done at step ${step}: samples ${samples}, checkpoint ${folder}`);
       }

@@ -10,6 +10,10 @@ export interface Child {
   waitForLine(pattern: RegExp): Promise<RegExpMatchArray | null>;
 }
 
+/** Terminal escape sequences (the progress line's clear-line): noise in a merged log. */
+// deno-lint-ignore no-control-regex
+const ANSI_ESCAPE = /\x1b\[[0-9;]*[A-Za-z]/g;
+
 async function pipeLines(
   stream: ReadableStream<Uint8Array>,
   prefix: string,
@@ -27,7 +31,7 @@ async function pipeLines(
     buffered = lines.pop()!;
     for (const line of lines) {
       if (line.trim() === "") continue;
-      write(`${prefix} ${line.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "")}`);
+      write(`${prefix} ${line.replace(ANSI_ESCAPE, "")}`);
       onLine(line);
     }
   }

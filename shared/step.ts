@@ -15,21 +15,21 @@ import * as tf from "@tensorflow/tfjs-core";
 // tfjs-core alone registers no gradients; the tfjs-layers bundle registers all of tfjs-core's (into the global
 // registry that every copy of tfjs shares). Cheap (tens of ms), and checkpoints need tfjs-layers anyway.
 import "@tensorflow/tfjs-layers";
-import { discriminatorForward, generatorForward } from "./models/forward.ts";
-import { IMAGE_CHANNELS, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES, PIXEL_HALF_RANGE, trainableParams } from "./models/specs.ts";
-import type {
-  DiscriminatorShard,
-  GeneratorShard,
-  ModelSpecs,
-  NetSpec,
-  PhaseResult,
-} from "./models/types.ts";
+import { discriminatorForward, generatorForward, oneHotLabels } from "./models/forward.ts";
+import {
+  IMAGE_CHANNELS,
+  IMAGE_PIXELS,
+  IMAGE_SIDE,
+  PIXEL_HALF_RANGE,
+  trainableParams,
+} from "./models/specs.ts";
+import type { DiscriminatorShard, GeneratorShard, ModelSpecs, NetSpec, PhaseResult } from "./models/types.ts";
 
 /**
  * Σ BCE(sigmoid(logits), targets) in the stable form max(x, 0) - x·t + log(1 + exp(-|x|)), which never
  * exponentiates a positive number.
  */
-export function sigmoidCrossEntropySum(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
+function sigmoidCrossEntropySum(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   return tf.tidy(() =>
     tf.sum(tf.add(tf.sub(tf.relu(logits), tf.mul(logits, targets)), tf.log1p(tf.exp(tf.neg(tf.abs(logits))))))
   );
@@ -42,13 +42,21 @@ function imagesFromBytes(bytes: Uint8Array, count: number): tf.Tensor4D {
   return tf.tensor4d(pixels, [count, IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS]);
 }
 
-function labelTensor(labels: Uint8Array): tf.Tensor1D {
-  return tf.tensor1d(Int32Array.from(labels), "int32");
-}
-
 /** One flat Float32Array from tensors shaped like the net's trainable params, in spec order. */
 function flatten(tensors: tf.Tensor[]): tf.Tensor1D {
   return tf.concat(tensors.map((t) => tf.reshape(t, [-1])));
+}
+
+/**
+ * The values of tensors made in a tidy, which are then disposed. Typed arrays are read outside the tidy:
+ * tf.tidy walks every element of what it returns, looking for tensors (seconds for a 1.5M-value gradient).
+ */
+function readAndDispose(...tensors: tf.Tensor[]): Float32Array[] {
+  try {
+    return tensors.map((t) => t.dataSync() as Float32Array);
+  } finally {
+    tf.dispose(tensors);
+  }
 }
 
 function checkCount(what: string, count: number): void {
@@ -58,13 +66,9 @@ function checkCount(what: string, count: number): void {
 }
 
 function checkLength(what: string, actual: number, expected: number): void {
-  if (actual !== expected) throw new RangeError(`${what} must have ${expected} values: current length is ${actual}`);
-}
-
-function checkLabels(what: string, labels: Uint8Array, count: number): void {
-  checkLength(what, labels.length, count);
-  const bad = labels.findIndex((l) => l >= NUM_CLASSES);
-  if (bad >= 0) throw new RangeError(`${what} must be < ${NUM_CLASSES}: value at ${bad} is ${labels[bad]}`);
+  if (actual !== expected) {
+    throw new RangeError(`${what} must have ${expected} values: current length is ${actual}`);
+  }
 }
 
 export class StepComputer {
@@ -98,32 +102,40 @@ export class StepComputer {
     const n = shard.count;
     checkCount("discriminator shard", n);
     checkLength("real", shard.real.length, n * IMAGE_PIXELS);
-    checkLabels("realLabels", shard.realLabels, n);
+    checkLength("realLabels", shard.realLabels.length, n);
     checkLength("z", shard.z.length, n * this.specs.latentDim);
-    checkLabels("fakeLabels", shard.fakeLabels, n);
+    checkLength("fakeLabels", shard.fakeLabels.length, n);
     const g = this.#weights("generator", this.#generator);
     const d = this.#weights("discriminator", this.#discriminator);
     let logits: tf.Tensor2D | undefined; // kept out of the gradient's tidy, disposed below
+    let out: { grads: tf.Tensor1D; sums: tf.Tensor1D };
     try {
-      return tf.tidy(() => {
-        const fakeLabels = labelTensor(shard.fakeLabels);
+      out = tf.tidy((): { grads: tf.Tensor1D; sums: tf.Tensor1D } => {
+        const fakeLabels = oneHotLabels(shard.fakeLabels);
         // Outside the gradient function: no gradient flows into G.
-        const fake = generatorForward(this.specs, g, this.#z(shard.z, n), fakeLabels, { training: true }).images;
+        const fake =
+          generatorForward(this.specs, g, this.#z(shard.z, n), fakeLabels, { training: true }).images;
         // D has no BatchNorm, so one pass over real ++ fake equals two passes, at half the kernel launches.
         const images = tf.concat([imagesFromBytes(shard.real, n), fake]);
-        const labels = tf.concat([labelTensor(shard.realLabels), fakeLabels]);
+        const labels = tf.concat([oneHotLabels(shard.realLabels), fakeLabels]);
         const targets = tf.concat([tf.fill([n, 1], 1 - this.labelSmoothing), tf.zeros([n, 1])]);
         const { value, grads } = tf.valueAndGrads((...params: tf.Tensor[]) => {
-          logits = tf.keep(discriminatorForward(this.specs, params, images, labels)); // [2n, 1]
+          logits = tf.keep(
+            discriminatorForward(this.specs, params, images, labels, { imagesNeedGrad: false }),
+          ); // [2n, 1]
           return sigmoidCrossEntropySum(logits, targets);
         })(d);
-        const scoreSums = tf.sum(tf.reshape(tf.sigmoid(logits!), [2, n]), 1); // [real, fake]
-        const [lossSum, realScoreSum, fakeScoreSum] = tf.concat([tf.reshape(value, [1]), scoreSums]).dataSync();
-        return { grads: flatten(grads).dataSync() as Float32Array, lossSum, realScoreSum, fakeScoreSum };
+        const scoreSums = tf.sum<tf.Tensor1D>(tf.reshape(tf.sigmoid(logits!), [2, n]), 1); // [real, fake]
+        return {
+          grads: flatten(grads),
+          sums: tf.concat<tf.Tensor1D>([tf.reshape<tf.Rank.R1>(value, [1]), scoreSums]),
+        };
       });
     } finally {
       logits?.dispose();
     }
+    const [grads, [lossSum, realScoreSum, fakeScoreSum]] = readAndDispose(out.grads, out.sums);
+    return { grads, lossSum, realScoreSum, fakeScoreSum };
   }
 
   /** (2) Gradient sums of G's non-saturating loss through the current D, plus G's BatchNorm input sums. */
@@ -131,14 +143,15 @@ export class StepComputer {
     const n = shard.count;
     checkCount("generator shard", n);
     checkLength("z", shard.z.length, n * this.specs.latentDim);
-    checkLabels("labels", shard.labels, n);
+    checkLength("labels", shard.labels.length, n);
     const g = this.#weights("generator", this.#generator);
     const d = this.#weights("discriminator", this.#discriminator);
     let sides: tf.Tensor1D | undefined; // [fakeScoreSum, ...batchNormSums], kept out of the gradient's tidy
+    let out: { grads: tf.Tensor1D; sums: tf.Tensor1D };
     try {
-      return tf.tidy(() => {
+      out = tf.tidy((): { grads: tf.Tensor1D; sums: tf.Tensor1D } => {
         const z = this.#z(shard.z, n);
-        const labels = labelTensor(shard.labels);
+        const labels = oneHotLabels(shard.labels);
         const ones = tf.ones([n, 1]);
         const { value, grads } = tf.valueAndGrads((...params: tf.Tensor[]) => {
           const { images, batchStats } = generatorForward(this.specs, params, z, labels, { training: true });
@@ -146,24 +159,29 @@ export class StepComputer {
           // Shard sums from the batch statistics: Σx = m·mean, Σx² = m·(variance + mean²), m values/channel.
           const normSums = batchStats.flatMap(({ mean, variance }, i) => {
             const m = n * this.specs.generator.batchNorms[i].valuesPerExample;
-            return [tf.mul(mean, m), tf.mul(tf.add(variance, tf.square(mean)), m)];
+            return [tf.mul<tf.Tensor1D>(mean, m), tf.mul<tf.Tensor1D>(tf.add(variance, tf.square(mean)), m)];
           });
-          sides = tf.keep(tf.concat([tf.reshape(tf.sum(tf.sigmoid(logits)), [1]), ...normSums]));
+          sides = tf.keep(
+            tf.concat<tf.Tensor1D>([tf.reshape<tf.Rank.R1>(tf.sum(tf.sigmoid(logits)), [1]), ...normSums]),
+          );
           return sigmoidCrossEntropySum(logits, ones);
         })(g);
-        const lossSum = value.dataSync()[0];
-        const sideValues = sides!.dataSync() as Float32Array;
         return {
-          grads: flatten(grads).dataSync() as Float32Array,
-          lossSum,
-          realScoreSum: 0,
-          fakeScoreSum: sideValues[0],
-          batchNormSums: sideValues.slice(1),
+          grads: flatten(grads),
+          sums: tf.concat<tf.Tensor1D>([tf.reshape<tf.Rank.R1>(value, [1]), sides!]),
         };
       });
     } finally {
       sides?.dispose();
     }
+    const [grads, sums] = readAndDispose(out.grads, out.sums);
+    return {
+      grads,
+      lossSum: sums[0],
+      realScoreSum: 0,
+      fakeScoreSum: sums[1],
+      batchNormSums: sums.slice(2),
+    };
   }
 
   /**
@@ -173,20 +191,17 @@ export class StepComputer {
   generateImages(z: Float32Array, labels: Uint8Array, state: Float32Array): Float32Array {
     const n = labels.length;
     checkCount("generateImages", n);
-    checkLabels("labels", labels, n);
     checkLength("z", z.length, n * this.specs.latentDim);
     checkLength("state", state.length, this.specs.generator.stateSize);
     const g = this.#weights("generator", this.#generator);
-    return tf.tidy(() => {
+    const images = tf.tidy(() => {
       const moving = this.specs.generator.params
         .filter((p) => p.kind === "state")
         .map((p) => tf.tensor1d(state.slice(p.offset, p.offset + p.size)));
-      const { images } = generatorForward(this.specs, g, this.#z(z, n), labelTensor(labels), {
-        training: false,
-        state: moving,
-      });
-      return images.dataSync() as Float32Array;
+      const mode = { training: false, state: moving } as const;
+      return generatorForward(this.specs, g, this.#z(z, n), oneHotLabels(labels), mode).images;
     });
+    return readAndDispose(images)[0];
   }
 
   /** Frees the weight tensors; the computer cannot be used again until weights are set. */

@@ -1,27 +1,36 @@
 /**
  * The reference models' forward passes as plain tf ops on parameter tensors (no Layers API): faster than
  * running the Layers models (no symbolic bookkeeping, no variable reads), differentiable by tf.grads with
- * respect to the parameter tensors, and computing exactly what `layers.ts` computes (tested to ~1e-5).
+ * respect to the parameter tensors, and computing what `layers.ts` computes (tested to ~1e-5).
  *
- * Only kernels that every backend has, with gradients built from basic ops: embeddings are a one-hot matMul
- * (gather's gradient needs UnsortedSegmentSum, missing on wasm) and BatchNorm is written out elementwise
- * (tf.batchNorm's gradient tiles a rank-4 reshape, which fails on 2-D inputs such as cdcgan's dense layer).
+ * Same math as the Layers models, arranged for speed on every backend:
+ * - labels come one-hot (`oneHotLabels`) and embeddings are a matMul (gather's gradient needs
+ *   UnsortedSegmentSum, missing on wasm);
+ * - a layer fed concat([x, embedding(label)]) is computed as x·K_x + onehot·(table·K_e), splitting the
+ *   kernel instead of concatenating activations: table·K_e has 10 rows instead of n, and no column split of
+ *   activations is needed in the backward pass (slow on cpu). cdcgan's D does the same with its first conv,
+ *   which is linear in its input channels: conv(image, K_image) + onehot·conv(label planes, K_label);
+ * - BatchNorm is written out elementwise (tfjs 4.22's tf.batchNorm gradient throws for a 2-D input with
+ *   per-channel statistics, such as cdcgan's dense layer's);
+ * - matMuls and (transposed) convolutions use the custom gradients of `ops.ts`, fast on every backend.
  *
  * Callers own tidying: these functions create tensors and dispose nothing.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { conv, deconv, matMul } from "./ops.ts";
 import {
   BN_EPSILON,
   CDCGAN_D_LAYERS,
-  CDCGAN_G_DECONV_FILTERS,
   CDCGAN_G_LAYERS,
-  CDCGAN_MID_SIDE,
   CDCGAN_SEED_CHANNELS,
   CDCGAN_SEED_SIDE,
   CDCGAN_STRIDE,
+  D_EMBEDDING_LAYER,
+  G_EMBEDDING_LAYER,
   IMAGE_CHANNELS,
   IMAGE_PIXELS,
   IMAGE_SIDE,
+  LABEL_PLANE_CHANNELS,
   LEAKY_ALPHA,
   MLP_D_LAYERS,
   MLP_G_LAYERS,
@@ -69,33 +78,48 @@ function paramGetter(net: NetSpec, params: tf.Tensor[]): (layer: string, weight:
   };
 }
 
-/** Embedding lookup as oneHot(labels) · table: [n] int32 -> [n, dim]. */
-function embed(labels: tf.Tensor1D, table: tf.Tensor): tf.Tensor2D {
-  return tf.matMul(tf.oneHot(labels, NUM_CLASSES, 1, 0, "float32"), table as tf.Tensor2D);
+/**
+ * Labels 0..9 as one-hot rows [n, 10] (float32): the models' label input, since an embedding lookup is then
+ * a matMul. Built here rather than with tf.oneHot, whose wasm kernel ignores the float32 dtype (tfjs 4.22:
+ * it writes the integer 1's bits, 1.4e-45).
+ */
+export function oneHotLabels(labels: ArrayLike<number>): tf.Tensor2D {
+  const rows = new Float32Array(labels.length * NUM_CLASSES);
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i];
+    if (!(Number.isInteger(label) && label >= 0 && label < NUM_CLASSES)) {
+      throw new RangeError(`labels must be integers in [0, ${NUM_CLASSES}): value at ${i} is ${label}`);
+    }
+    rows[i * NUM_CLASSES + label] = 1;
+  }
+  return tf.tensor2d(rows, [labels.length, NUM_CLASSES]);
 }
 
-function dense(x: tf.Tensor2D, kernel: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D {
-  const y = tf.matMul(x, kernel as tf.Tensor2D);
-  return bias === undefined ? y : tf.add(y, bias);
+/** x·kernel + bias for [n, in]·[in, out]. */
+function dense(x: tf.Tensor2D, kernel: tf.Tensor, bias: tf.Tensor): tf.Tensor2D {
+  return tf.add<tf.Tensor2D>(matMul(x, kernel as tf.Tensor2D), bias);
+}
+
+/**
+ * concat([x, onehot·table]) · kernel without the concat: the kernel's rows split into the part for x and the
+ * part for the embedding, and the embedding's part folded into the table first ([10, units]).
+ */
+function conditionedDense(
+  x: tf.Tensor2D,
+  xNeedsGrad: boolean,
+  labels: tf.Tensor2D,
+  table: tf.Tensor,
+  kernel: tf.Tensor,
+): tf.Tensor2D {
+  const embeddings = table as tf.Tensor2D;
+  const [kx, ke] = tf.split<tf.Tensor2D>(kernel as tf.Tensor2D, [x.shape[1], embeddings.shape[1]], 0);
+  const fromX = matMul(x, kx, xNeedsGrad ? "both" : "second");
+  const fromLabel = matMul(labels, matMul(embeddings, ke), "second"); // labels are constants
+  return tf.add<tf.Tensor2D>(fromX, fromLabel);
 }
 
 function leakyRelu<T extends tf.Tensor>(x: T): T {
   return tf.leakyRelu(x, LEAKY_ALPHA);
-}
-
-/** Upsamples by CDCGAN_STRIDE with a [k, k, outChannels, inChannels] kernel ("same" padding, like Keras). */
-function deconv(x: tf.Tensor4D, kernel: tf.Tensor, outSide: number, outChannels: number): tf.Tensor4D {
-  return tf.conv2dTranspose(
-    x,
-    kernel as tf.Tensor4D,
-    [x.shape[0], outSide, outSide, outChannels],
-    CDCGAN_STRIDE,
-    "same",
-  );
-}
-
-function conv(x: tf.Tensor4D, kernel: tf.Tensor, bias: tf.Tensor): tf.Tensor4D {
-  return tf.add(tf.conv2d(x, kernel as tf.Tensor4D, CDCGAN_STRIDE, "same"), bias);
 }
 
 /**
@@ -120,7 +144,9 @@ class BatchNormRunner {
       const index = this.#next++;
       const [mean, movingVariance] = [this.mode.state[2 * index], this.mode.state[2 * index + 1]];
       if (mean === undefined || movingVariance === undefined) {
-        throw new RangeError(`inference needs 2 state tensors per BatchNorm layer: got ${this.mode.state.length}`);
+        throw new RangeError(
+          `inference needs 2 state tensors per BatchNorm layer: got ${this.mode.state.length}`,
+        );
       }
       centered = tf.sub(x, mean);
       variance = movingVariance;
@@ -135,53 +161,83 @@ export function generatorForward(
   specs: ModelSpecs,
   params: tf.Tensor[],
   z: tf.Tensor2D,
-  labels: tf.Tensor1D,
+  labels: tf.Tensor2D,
   mode: ForwardMode,
 ): GeneratorOutput {
   const w = paramGetter(specs.generator, params);
   const norm = new BatchNormRunner(mode);
   const n = z.shape[0];
-  const e = embed(labels, w(CDCGAN_G_LAYERS.embedding, "embeddings")); // [n, 50]
-  let h: tf.Tensor2D = tf.concat([z, e], 1); // [n, latentDim + 50]
+  const table = w(G_EMBEDDING_LAYER, "embeddings"); // [10, 50], concatenated after z
   let images: tf.Tensor4D;
   if (specs.model === "cdcgan") {
     const L = CDCGAN_G_LAYERS;
-    h = dense(h, w(L.dense, "kernel")); // [n, 6272]
+    let h = conditionedDense(z, false, labels, table, w(L.dense, "kernel")); // [n, 6272]
     h = leakyRelu(norm.apply(h, w(L.denseNorm, "gamma"), w(L.denseNorm, "beta"))); // [n, 6272]
-    let x = tf.reshape(h, [n, CDCGAN_SEED_SIDE, CDCGAN_SEED_SIDE, CDCGAN_SEED_CHANNELS]) as tf.Tensor4D; // [n, 7, 7, 128]
-    x = deconv(x, w(L.deconv, "kernel"), CDCGAN_MID_SIDE, CDCGAN_G_DECONV_FILTERS); // [n, 14, 14, 64]
+    let x = tf.reshape<tf.Rank.R4>(h, [n, CDCGAN_SEED_SIDE, CDCGAN_SEED_SIDE, CDCGAN_SEED_CHANNELS]); // [n, 7, 7, 128]
+    x = deconv(x, w(L.deconv, "kernel") as tf.Tensor4D, CDCGAN_STRIDE); // [n, 14, 14, 64]
     x = leakyRelu(norm.apply(x, w(L.deconvNorm, "gamma"), w(L.deconvNorm, "beta"))); // [n, 14, 14, 64]
-    x = deconv(x, w(L.output, "kernel"), IMAGE_SIDE, IMAGE_CHANNELS); // [n, 28, 28, 1]
-    images = tf.tanh(tf.add(x, w(L.output, "bias")));
+    x = deconv(x, w(L.output, "kernel") as tf.Tensor4D, CDCGAN_STRIDE); // [n, 28, 28, 1]
+    images = tf.tanh(tf.add<tf.Tensor4D>(x, w(L.output, "bias"))); // [n, 28, 28, 1]
   } else {
     const L = MLP_G_LAYERS;
-    for (const layer of L.hidden) h = leakyRelu(dense(h, w(layer, "kernel"), w(layer, "bias"))); // [n, units]
+    const [first, ...rest] = L.hidden;
+    let h = conditionedDense(z, false, labels, table, w(first, "kernel"));
+    h = leakyRelu(tf.add<tf.Tensor2D>(h, w(first, "bias"))); // [n, 256]
+    for (const layer of rest) h = leakyRelu(dense(h, w(layer, "kernel"), w(layer, "bias"))); // [n, 512], [n, 1024]
     h = tf.tanh(dense(h, w(L.output, "kernel"), w(L.output, "bias"))); // [n, 784]
     images = tf.reshape(h, [n, IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS]); // [n, 28, 28, 1]
   }
   return { images, batchStats: norm.stats };
 }
 
-/** D's logit [n, 1] for images [n, 28, 28, 1] in [-1, 1] with their int32 labels [n]. */
+export interface DiscriminatorOptions {
+  /**
+   * Whether the images need a gradient: true (the default) when they come from G and the loss is G's. The
+   * D phase passes false, which saves the first layer's input gradient (a matMul or conv as large as the
+   * layer itself).
+   */
+  imagesNeedGrad?: boolean;
+}
+
+/** D's logit [n, 1] for images [n, 28, 28, 1] in [-1, 1] with their one-hot labels [n, 10]. */
 export function discriminatorForward(
   specs: ModelSpecs,
   params: tf.Tensor[],
   images: tf.Tensor4D,
-  labels: tf.Tensor1D,
+  labels: tf.Tensor2D,
+  { imagesNeedGrad = true }: DiscriminatorOptions = {},
 ): tf.Tensor2D {
   const w = paramGetter(specs.discriminator, params);
   const n = images.shape[0];
-  const e = embed(labels, w(CDCGAN_D_LAYERS.embedding, "embeddings")); // [n, 784]
+  const table = w(D_EMBEDDING_LAYER, "embeddings"); // [10, 784]: a label's image-sized plane
   if (specs.model === "cdcgan") {
     const L = CDCGAN_D_LAYERS;
-    const plane = tf.reshape(e, [n, IMAGE_SIDE, IMAGE_SIDE, 1]); // [n, 28, 28, 1]
-    let x: tf.Tensor4D = tf.concat([images, plane], 3); // [n, 28, 28, 2]
-    x = leakyRelu(conv(x, w(L.conv1, "kernel"), w(L.conv1, "bias"))); // [n, 14, 14, 64]
-    x = leakyRelu(conv(x, w(L.conv2, "kernel"), w(L.conv2, "bias"))); // [n, 7, 7, 128]
+    // conv1 over [image, label plane] (channels 0 and 1) = conv(image, K[:, :, :1]) + conv(plane, K[:, :, 1:]);
+    // the second term takes one of 10 values, so it is computed per class and picked by the one-hot rows.
+    const kernel1 = w(L.conv1, "kernel") as tf.Tensor4D;
+    const [kImage, kLabel] = tf.split<tf.Tensor4D>(kernel1, [IMAGE_CHANNELS, LABEL_PLANE_CHANNELS], 2);
+    const planeShape: [number, number, number, number] = [
+      NUM_CLASSES,
+      IMAGE_SIDE,
+      IMAGE_SIDE,
+      LABEL_PLANE_CHANNELS,
+    ];
+    const planes = tf.reshape<tf.Rank.R4>(table, planeShape); // [10, 28, 28, 1]
+    const perClass = conv(planes, kLabel, CDCGAN_STRIDE); // [10, 14, 14, 64]
+    const [, side, , channels] = perClass.shape;
+    const labelTerm = matMul(labels, tf.reshape(perClass, [NUM_CLASSES, -1]), "second"); // [n, 14·14·64]
+    const imageTerm = conv(images, kImage, CDCGAN_STRIDE, imagesNeedGrad ? "both" : "second"); // [n, 14, 14, 64]
+    let x = tf.add<tf.Tensor4D>(imageTerm, tf.reshape(labelTerm, [n, side, side, channels]));
+    x = leakyRelu(tf.add<tf.Tensor4D>(x, w(L.conv1, "bias"))); // [n, 14, 14, 64]
+    x = conv(x, w(L.conv2, "kernel") as tf.Tensor4D, CDCGAN_STRIDE); // [n, 7, 7, 128]
+    x = leakyRelu(tf.add<tf.Tensor4D>(x, w(L.conv2, "bias"))); // [n, 7, 7, 128]
     return dense(tf.reshape(x, [n, -1]), w(L.logit, "kernel"), w(L.logit, "bias")); // [n, 1]
   }
   const L = MLP_D_LAYERS;
-  let h: tf.Tensor2D = tf.concat([tf.reshape(images, [n, IMAGE_PIXELS]), e], 1); // [n, 1568]
-  for (const layer of L.hidden) h = leakyRelu(dense(h, w(layer, "kernel"), w(layer, "bias"))); // [n, units]
+  const [first, ...rest] = L.hidden;
+  const pixels = tf.reshape<tf.Rank.R2>(images, [n, IMAGE_PIXELS]); // [n, 784], before the label's 784
+  let h = conditionedDense(pixels, imagesNeedGrad, labels, table, w(first, "kernel"));
+  h = leakyRelu(tf.add<tf.Tensor2D>(h, w(first, "bias"))); // [n, 512]
+  for (const layer of rest) h = leakyRelu(dense(h, w(layer, "kernel"), w(layer, "bias"))); // [n, 256]
   return dense(h, w(L.logit, "kernel"), w(L.logit, "bias")); // [n, 1]
 }

@@ -18,10 +18,13 @@ import {
   CDCGAN_SEED_CHANNELS,
   CDCGAN_SEED_SIDE,
   CDCGAN_STRIDE,
+  D_EMBEDDING_LAYER,
   G_EMBEDDING_DIM,
+  G_EMBEDDING_LAYER,
   IMAGE_CHANNELS,
   IMAGE_PIXELS,
   IMAGE_SIDE,
+  LABEL_PLANE_CHANNELS,
   LEAKY_ALPHA,
   MLP_D_HIDDEN,
   MLP_D_LAYERS,
@@ -54,7 +57,11 @@ export function buildGenerator(model: ModelName, latentDim: number): tfl.LayersM
   const z = tfl.input({ shape: [latentDim], name: "g_z" }); // [n, latentDim]
   const label = labelInput("g_label"); // [n, 1]
   const embedded = apply(
-    tfl.layers.embedding({ inputDim: NUM_CLASSES, outputDim: G_EMBEDDING_DIM, name: CDCGAN_G_LAYERS.embedding }),
+    tfl.layers.embedding({
+      inputDim: NUM_CLASSES,
+      outputDim: G_EMBEDDING_DIM,
+      name: G_EMBEDDING_LAYER,
+    }),
     label,
   ); // [n, 1, 50]
   const labelCode = apply(tfl.layers.flatten({ name: "g_embedding_flat" }), embedded); // [n, 50]
@@ -114,18 +121,27 @@ export function buildDiscriminator(model: ModelName): tfl.LayersModel {
   const image = tfl.input({ shape: [IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS], name: "d_image" }); // [n, 28, 28, 1]
   const label = labelInput("d_label"); // [n, 1]
   const embedded = apply(
-    tfl.layers.embedding({ inputDim: NUM_CLASSES, outputDim: IMAGE_PIXELS, name: CDCGAN_D_LAYERS.embedding }),
+    tfl.layers.embedding({ inputDim: NUM_CLASSES, outputDim: IMAGE_PIXELS, name: D_EMBEDDING_LAYER }),
     label,
   ); // [n, 1, 784]
   let h: Symbolic;
   if (model === "cdcgan") {
     const labelPlane = apply(
-      tfl.layers.reshape({ targetShape: [IMAGE_SIDE, IMAGE_SIDE, 1], name: "d_label_plane" }),
+      tfl.layers.reshape({
+        targetShape: [IMAGE_SIDE, IMAGE_SIDE, LABEL_PLANE_CHANNELS],
+        name: "d_label_plane",
+      }),
       embedded,
     ); // [n, 28, 28, 1]
     h = apply(tfl.layers.concatenate({ name: "d_concat" }), [image, labelPlane]); // [n, 28, 28, 2]
     const conv = (filters: number, name: string) =>
-      tfl.layers.conv2d({ filters, kernelSize: CDCGAN_KERNEL, strides: CDCGAN_STRIDE, padding: "same", name });
+      tfl.layers.conv2d({
+        filters,
+        kernelSize: CDCGAN_KERNEL,
+        strides: CDCGAN_STRIDE,
+        padding: "same",
+        name,
+      });
     h = apply(conv(CDCGAN_D_CONV_FILTERS[0], CDCGAN_D_LAYERS.conv1), h); // [n, 14, 14, 64]
     h = apply(leakyRelu("d_conv1_lrelu"), h); // [n, 14, 14, 64]
     h = apply(conv(CDCGAN_D_CONV_FILTERS[1], CDCGAN_D_LAYERS.conv2), h); // [n, 7, 7, 128]
@@ -154,7 +170,9 @@ function checkLayout(model: tfl.LayersModel, net: NetSpec): void {
   net.params.forEach((p, i) => {
     const w = weights[i];
     if (w.originalName !== p.name || w.shape.join() !== p.shape.join()) {
-      throw new Error(`${model.name} weight ${i} is ${w.originalName} [${w.shape}], the spec ${p.name} [${p.shape}]`);
+      throw new Error(
+        `${model.name} weight ${i} is ${w.originalName} [${w.shape}], the spec ${p.name} [${p.shape}]`,
+      );
     }
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The parameter layout of the reference models (MODEL.md), derived by hand so that the coordinator can size
  * and initialize flat weight vectors without building a TF.js model. The order is TF.js Layers `model.weights`
- * order (layers in graph order; per layer its trainable weights, then its non-trainable ones), which
+ * order (all trainable weights in layer order, then the non-trainable BatchNorm moving statistics), which
  * `specs_test.ts` checks against the Layers models of `layers.ts`.
  *
  * This file is also the one place for the architectures' constants and layer names, shared by `layers.ts`
@@ -16,6 +16,8 @@ export const NUM_CLASSES = 10;
 export const IMAGE_SIDE = 28;
 export const IMAGE_CHANNELS = 1;
 export const IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE * IMAGE_CHANNELS;
+/** cdcgan's D sees the label as one extra image channel (its 784-value embedding). */
+export const LABEL_PLANE_CHANNELS = 1;
 /** Dataset bytes map to [-1, 1] as byte / PIXEL_HALF_RANGE - 1, the range of the generator's tanh. */
 export const PIXEL_HALF_RANGE = 127.5;
 
@@ -47,8 +49,8 @@ export const MLP_D_HIDDEN: readonly number[] = [512, 256];
  * Layer names: prefix g_ / d_ so that G's and D's weights never collide in a checkpoint or a browser. Only
  * layers with weights are named here; `layers.ts` names the others.
  */
-const G_EMBEDDING_LAYER = "g_embedding";
-const D_EMBEDDING_LAYER = "d_embedding";
+export const G_EMBEDDING_LAYER = "g_embedding";
+export const D_EMBEDDING_LAYER = "d_embedding";
 
 export const CDCGAN_G_LAYERS = {
   embedding: G_EMBEDDING_LAYER,
@@ -105,7 +107,11 @@ function generatorLayers(model: ModelName, latentDim: number): WeightedLayer[] {
     return [
       embedding,
       dense(CDCGAN_G_LAYERS.dense, inputDim, seedSize, NO_BIAS), // [n, 150] -> [n, 6272]
-      { type: "batchNorm", name: CDCGAN_G_LAYERS.denseNorm, norm: { channels: seedSize, valuesPerExample: 1 } },
+      {
+        type: "batchNorm",
+        name: CDCGAN_G_LAYERS.denseNorm,
+        norm: { channels: seedSize, valuesPerExample: 1 },
+      },
       {
         // [n, 7, 7, 128] -> [n, 14, 14, 64]; transposed kernels are [kh, kw, out, in]
         type: "kernel",
@@ -147,7 +153,7 @@ function discriminatorLayers(model: ModelName): WeightedLayer[] {
   if (model === "cdcgan") {
     const k = CDCGAN_KERNEL;
     const [f1, f2] = CDCGAN_D_CONV_FILTERS;
-    const inChannels = IMAGE_CHANNELS + 1; // the image and the label's embedding plane
+    const inChannels = IMAGE_CHANNELS + LABEL_PLANE_CHANNELS; // the image and the label's plane
     const finalSide = CDCGAN_MID_SIDE / CDCGAN_STRIDE;
     return [
       embedding,

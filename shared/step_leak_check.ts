@@ -1,0 +1,55 @@
+/**
+ * The leak check of StepComputer that the step_memory_*_test.ts files run, one model per file so that each
+ * stays within ~30 s on the cpu backend. Leaks do not depend on the batch size, so the tests use tiny ones.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { IMAGE_PIXELS, initialWeights, modelSpecs, NUM_CLASSES } from "./models/specs.ts";
+import type { ModelName } from "./models/types.ts";
+import { Rng } from "./rng.ts";
+import { StepComputer } from "./step.ts";
+import { assertEquals } from "./testing.ts";
+
+const LATENT_DIM = 100;
+export const LEAK_CHECK_STEPS = 50;
+const CHECKPOINT_STEP = 10;
+
+/**
+ * Runs LEAK_CHECK_STEPS training steps as a worker sees them and asserts that tf.memory() is the same after
+ * step 10 and after the last step, that only the weight tensors outlive a step, and that dispose() frees them.
+ */
+export function checkStepLeaks(model: ModelName, batch: number): void {
+  const before = tf.memory().numTensors;
+  const specs = modelSpecs(model, LATENT_DIM);
+  const rng = new Rng(1);
+  const g = initialWeights(specs.generator, rng);
+  const d = initialWeights(specs.discriminator, rng);
+  const computer = new StepComputer(specs, 0.1);
+  const labels = () => rng.fillInts(new Uint8Array(batch), NUM_CLASSES);
+  const noise = () => rng.fillNormal(new Float32Array(batch * LATENT_DIM));
+  let atCheckpoint: tf.MemoryInfo | undefined;
+  computer.setGeneratorWeights(g.trainable);
+  for (let step = 1; step <= LEAK_CHECK_STEPS; step++) {
+    // New D weights, D phase, G phase through the new D, new G weights; a sample grid now and then.
+    computer.setDiscriminatorWeights(d.trainable);
+    const real = new Uint8Array(batch * IMAGE_PIXELS).map(() => rng.int(256));
+    computer.discriminatorPhase({
+      count: batch,
+      real,
+      realLabels: labels(),
+      z: noise(),
+      fakeLabels: labels(),
+    });
+    computer.generatorPhase({ count: batch, z: noise(), labels: labels() });
+    computer.setGeneratorWeights(g.trainable);
+    if (step % CHECKPOINT_STEP === 0) computer.generateImages(noise(), labels(), g.state);
+    if (step === CHECKPOINT_STEP) atCheckpoint = tf.memory();
+  }
+  const atEnd = tf.memory();
+  assertEquals(atEnd.numTensors, atCheckpoint!.numTensors, "tensors after step 10 and after the last step");
+  assertEquals(atEnd.numBytes, atCheckpoint!.numBytes, "bytes after step 10 and after the last step");
+  const trainableTensors = specs.generator.params.filter((p) => p.kind === "trainable").length +
+    specs.discriminator.params.length;
+  assertEquals(atEnd.numTensors - before, trainableTensors, "tensors held between steps: the weights");
+  computer.dispose();
+  assertEquals(tf.memory().numTensors, before, "tensors after dispose()");
+}
