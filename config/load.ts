@@ -50,7 +50,10 @@ function convert(key: OptionKey, raw: unknown, where: string): unknown {
   }
 }
 
-/** Bare boolean flags (`--strong`) and `--no-x` become `--x=true|false`, so every option can be a string. */
+/**
+ * Bare boolean flags (`--strong`) and `--no-x` become `--x=true|false`, so every option can be a string, and
+ * `--flag -3` becomes `--flag=-3`.
+ */
 function normalizeBooleanFlags(args: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -67,6 +70,12 @@ function normalizeBooleanFlags(args: string[]): string[] {
       (next === undefined || next.startsWith("--"))
     ) {
       out.push(`${arg}=true`);
+      continue;
+    }
+    // parseArgs reads "-3" after a flag as another flag; a negative number here is the flag's value.
+    if (key && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
       continue;
     }
     out.push(arg);

@@ -31,6 +31,7 @@ Deno.test("loadConfig() names the flag and the value at fault", () => {
   assert(e1.message.includes('current value is "0"'), e1.message);
   assertEquals(e1.code, "E_CONFIG");
   assertThrows(() => loadConfig("coordinator", ["--epochs", "2.5"]), GantryError, "must be an integer");
+  assertThrows(() => loadConfig("coordinator", ["--label-smoothing", "-0.1"]), GantryError, "must be >= 0");
   assertThrows(() => loadConfig("coordinator", ["--model", "resnet"]), GantryError, "cdcgan, mlp");
   assertThrows(() => loadConfig("coordinator", ["--lr", "abc"]), GantryError, "--lr must be a number");
   assertThrows(() => loadConfig("coordinator", ["--lr", "0"]), GantryError, "--lr must be > 0");

@@ -6,7 +6,7 @@
  */
 import { readSavedWeights } from "../coordinator/checkpoint.ts";
 import { assert, assertEquals } from "../shared/testing.ts";
-import { TEST_BACKEND } from "./backend.ts";
+import { TRAINING_BACKENDS } from "./backend.ts";
 import { cleanup, latestCheckpoint, readMetrics, startTrain } from "./processes.ts";
 
 const RUN_TIMEOUT_MS = 180_000;
@@ -15,6 +15,7 @@ const STEPS = 6;
 const BOUND = 0.01 * LR * STEPS;
 
 async function trainWeights(
+  backend: string,
   workers: number,
   extra: string[] = [],
 ): Promise<{ g: Float32Array; d: Float32Array; dir: string }> {
@@ -28,7 +29,7 @@ async function trainWeights(
     "--examples=1280",
     `--lr=${LR}`,
     "--port=0",
-    `--backend=${TEST_BACKEND}`,
+    `--backend=${backend}`,
     "--progress=none",
     `--out=${out}`,
     ...extra,
@@ -56,32 +57,35 @@ function maxDifference(a: Float32Array, b: Float32Array): number {
   return worst;
 }
 
-Deno.test({
-  name:
-    `--model mlp --seed 7 --max-steps ${STEPS} ends with the same weights on 1 and 2 workers (${TEST_BACKEND})`,
-  sanitizeResources: false,
-  async fn() {
-    const one = await trainWeights(1);
-    const two = await trainWeights(2);
-    const control = await trainWeights(2, ["--label-smoothing=0.1"]);
-    try {
-      const g = maxDifference(one.g, two.g);
-      const d = maxDifference(one.d, two.d);
-      console.log(
-        `max |w1 - w2|: G ${g.toExponential(2)} (${(100 * g / (LR * STEPS)).toFixed(3)}% of lr x steps), ` +
-          `D ${d.toExponential(2)} (${(100 * d / (LR * STEPS)).toFixed(3)}%)`,
-      );
-      assert(g <= BOUND, `generator weights differ by ${g} > ${BOUND}`);
-      assert(d <= BOUND, `discriminator weights differ by ${d} > ${BOUND}`);
-      // Without the control, a comparison that cannot see a change in the math would pass as well.
-      const gControl = maxDifference(one.g, control.g);
-      const dControl = maxDifference(one.d, control.d);
-      console.log(
-        `control (label smoothing 0.1): G ${gControl.toExponential(2)}, D ${dControl.toExponential(2)}`,
-      );
-      assert(dControl > 10 * BOUND, `the control's D differs by only ${dControl}`);
-    } finally {
-      for (const r of [one, two, control]) await Deno.remove(r.dir, { recursive: true });
-    }
-  },
-});
+for (const backend of TRAINING_BACKENDS) {
+  Deno.test({
+    name:
+      `--model mlp --seed 7 --max-steps ${STEPS} ends with the same weights on 1 and 2 workers (${backend.name})`,
+    ignore: backend.ignore,
+    sanitizeResources: false,
+    async fn() {
+      const one = await trainWeights(backend.name, 1);
+      const two = await trainWeights(backend.name, 2);
+      const control = await trainWeights(backend.name, 2, ["--label-smoothing=0.1"]);
+      try {
+        const g = maxDifference(one.g, two.g);
+        const d = maxDifference(one.d, two.d);
+        console.log(
+          `max |w1 - w2|: G ${g.toExponential(2)} (${(100 * g / (LR * STEPS)).toFixed(3)}% of lr x steps), ` +
+            `D ${d.toExponential(2)} (${(100 * d / (LR * STEPS)).toFixed(3)}%)`,
+        );
+        assert(g <= BOUND, `generator weights differ by ${g} > ${BOUND}`);
+        assert(d <= BOUND, `discriminator weights differ by ${d} > ${BOUND}`);
+        // Without the control, a comparison that cannot see a change in the math would pass as well.
+        const gControl = maxDifference(one.g, control.g);
+        const dControl = maxDifference(one.d, control.d);
+        console.log(
+          `control (label smoothing 0.1): G ${gControl.toExponential(2)}, D ${dControl.toExponential(2)}`,
+        );
+        assert(dControl > 10 * BOUND, `the control's D differs by only ${dControl}`);
+      } finally {
+        for (const r of [one, two, control]) await Deno.remove(r.dir, { recursive: true });
+      }
+    },
+  });
+}

@@ -9,7 +9,7 @@ import { GantryError } from "../errors.ts";
 import { Rng } from "../rng.ts";
 import { assert, assertClose, assertEquals, assertRejects } from "../testing.ts";
 import { loadTensorflowBackend, TENSORFLOW_BACKEND_NAME } from "./tensorflow.ts";
-import { tfjsNodePackage } from "./tfjs_node_package.ts";
+import { nativeBindingMissing } from "./tfjs_node_package.ts";
 
 /** Largest allowed |tensorflow − cpu| (the issue measured 3e-5 on these ops). */
 const TOLERANCE = 1e-4;
@@ -18,20 +18,7 @@ const INPUT_SCALE = 0.25;
 const THREADS = 1;
 const SEED = 4;
 
-/** Why the native tests cannot run here, or undefined when the binding is built. */
-function skipReason(): string | undefined {
-  try {
-    const { bindingPath } = tfjsNodePackage();
-    Deno.statSync(bindingPath);
-    return undefined;
-  } catch (error) {
-    return error instanceof Deno.errors.NotFound
-      ? "tfjs-node-gpu's binding is not built: run `deno task setup`"
-      : String(error instanceof Error ? error.message : error);
-  }
-}
-
-const SKIP_REASON = skipReason();
+const SKIP_REASON = nativeBindingMissing();
 if (SKIP_REASON !== undefined) console.warn(`tensorflow_test: native tests skipped: ${SKIP_REASON}`);
 const native = { ignore: SKIP_REASON !== undefined };
 

@@ -85,3 +85,15 @@ export function tfjsNodePackage(): TfjsNodePackage {
     binary: pjson.binary,
   };
 }
+
+/** Why the native backend cannot load here (its binding is not built), or undefined when it is there. */
+export function nativeBindingMissing(): string | undefined {
+  try {
+    Deno.statSync(tfjsNodePackage().bindingPath);
+    return undefined;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound
+      ? "tfjs-node-gpu's binding is not built: run `deno task setup`"
+      : String(error instanceof Error ? error.message : error);
+  }
+}
