@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Config } from "../config/config.ts";
-import { helpText, loadConfig } from "../config/load.ts";
+import { runMain } from "../config/main.ts";
 import { errorMessage, GantryError } from "../shared/errors.ts";
 import { modelSpecs } from "../shared/models/specs.ts";
 import type { ModelSpecs } from "../shared/models/types.ts";
@@ -37,6 +37,9 @@ export async function runCoordinator(base: Config): Promise<number> {
     progress?.breakLine();
     console.log(line);
   };
+  // The coordinator only draws sample grids and writes checkpoints: the cpu backend serves, and PROD mode
+  // keeps tfjs's advice to install tfjs-node (meant for compute-heavy code) out of the log.
+  tf.env().set("PROD", true);
   await tf.setBackend("cpu");
   const dataset = await loadDataset({
     dataset: config.dataset,
@@ -144,17 +147,4 @@ export async function runCoordinator(base: Config): Promise<number> {
   return code;
 }
 
-if (import.meta.main) {
-  if (Deno.args.includes("--help")) {
-    console.log(helpText("coordinator"));
-    Deno.exit(0);
-  }
-  let config: Config;
-  try {
-    config = loadConfig("coordinator", Deno.args);
-  } catch (error) {
-    console.error(`gantry coordinator: ${errorMessage(error)}`);
-    Deno.exit(2);
-  }
-  Deno.exit(await runCoordinator(config));
-}
+if (import.meta.main) await runMain("coordinator", runCoordinator);

@@ -15,6 +15,8 @@ export interface MetricsLine {
   dFakeG: number;
   imagesPerSec: number;
   workers: number;
+  /** The backend of each worker of the step's G phase, in shard order. */
+  backends: string[];
   stepMs: number;
   computeMs: number;
   time: string;

@@ -192,6 +192,9 @@ export class WorkerRegistry {
 
   /** Resolves with the live workers once there are at least `n`; rejects after `timeoutMs`. */
   async waitForLive(n: number, timeoutMs: number, signal?: AbortSignal): Promise<WorkerHandle[]> {
+    // The common case, on every phase: no timer and no signal, which would otherwise pile up by thousands.
+    const live = this.live;
+    if (live.length >= n) return live;
     const deadline = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])]);
     while (this.live.length < n) {
       if (deadline.aborted) {

@@ -26,6 +26,12 @@ import { join } from "node:path";
 export const SEED_STREAMS = { weights: 0, batches: 1, sampleNoise: 2 } as const;
 const GRID_SIDE = 10;
 
+/** A phase's results, and the backend of the worker behind each. */
+interface PhaseRun {
+  results: ResultMessage[];
+  backends: string[];
+}
+
 export interface TrainerParts {
   config: Config & { seed: number };
   specs: ModelSpecs;
@@ -89,15 +95,15 @@ export class Trainer {
       const step = plan.step;
 
       // (1) Update D: maximize log D(x) + log(1 - D(G(z))), averaged over the global batch.
-      const dResults = await this.#runPhase(step, "D", draw);
-      const d = aggregateGradients(dResults, this.#gradD);
+      const dRun = await this.#runPhase(step, "D", draw);
+      const d = aggregateGradients(dRun.results, this.#gradD);
       this.adamD.apply(this.discriminator.trainable, this.#gradD);
 
       // (2) Update G through the updated D: maximize log D(G(z')) (non-saturating loss), fresh z' and labels.
-      const gResults = await this.#runPhase(step, "G", draw);
-      const g = aggregateGradients(gResults, this.#gradG);
+      const gRun = await this.#runPhase(step, "G", draw);
+      const g = aggregateGradients(gRun.results, this.#gradG);
       this.adamG.apply(this.generator.trainable, this.#gradG);
-      this.#updateBatchNormStats(gResults, draw.count);
+      this.#updateBatchNormStats(gRun.results, draw.count);
 
       const stepMs = performance.now() - started;
       const line: MetricsLine = {
@@ -109,7 +115,8 @@ export class Trainer {
         dFakeD: d.fakeScore,
         dFakeG: g.fakeScore,
         imagesPerSec: draw.count / (stepMs / 1000),
-        workers: Math.min(dResults.length, gResults.length),
+        workers: Math.min(dRun.results.length, gRun.results.length),
+        backends: gRun.backends,
         stepMs,
         computeMs: d.maxComputeMs + g.maxComputeMs,
         time: new Date().toISOString(),
@@ -141,7 +148,7 @@ export class Trainer {
   }
 
   /** Runs one phase over the live workers, redoing it over the survivors when a worker fails. */
-  async #runPhase(step: number, phase: Phase, draw: StepDraw): Promise<ResultMessage[]> {
+  async #runPhase(step: number, phase: Phase, draw: StepDraw): Promise<PhaseRun> {
     const { registry, config, log } = this.parts;
     let lastError = "";
     for (let attempt = 1; attempt <= config.phaseAttempts; attempt++) {
@@ -154,7 +161,12 @@ export class Trainer {
         ),
       );
       const failed = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
-      if (failed.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<ResultMessage>).value);
+      if (failed.length === 0) {
+        return {
+          results: settled.map((s) => (s as PromiseFulfilledResult<ResultMessage>).value),
+          backends: workers.map((w) => w.backend.name),
+        };
+      }
       lastError = failed.map((f) => String(f.reason?.message ?? f.reason)).join("; ");
       log(`step ${step} phase ${phase}: ${failed.length} worker(s) failed (${lastError}); redoing it`);
     }

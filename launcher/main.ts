@@ -3,8 +3,8 @@
  * lines with the role, forwards Ctrl-C, and exits with the coordinator's status.
  */
 import type { Config } from "../config/config.ts";
-import { helpText, loadConfig, toFlags } from "../config/load.ts";
-import { errorMessage } from "../shared/errors.ts";
+import { toFlags } from "../config/load.ts";
+import { runMain } from "../config/main.ts";
 import { type Child, signalChild, spawnChild } from "./children.ts";
 import { COORDINATOR_PERMISSIONS, WORKER_PERMISSIONS } from "./permissions.ts";
 
@@ -99,17 +99,4 @@ export async function runTrain(config: Config): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  if (Deno.args.includes("--help")) {
-    console.log(helpText("train"));
-    Deno.exit(0);
-  }
-  let config: Config;
-  try {
-    config = loadConfig("train", Deno.args);
-  } catch (error) {
-    console.error(`gantry train: ${errorMessage(error)}`);
-    Deno.exit(2);
-  }
-  Deno.exit(await runTrain(config));
-}
+if (import.meta.main) await runMain("train", runTrain);

@@ -192,6 +192,13 @@ function header(value: unknown): { m: Fields; type: MessageType } {
   return { m, type: type as MessageType };
 }
 
+/** Either side may send an error before closing. */
+function validateError(m: Fields): ErrorMessage {
+  str(m, "code", "error");
+  str(m, "message", "error");
+  return m as unknown as ErrorMessage;
+}
+
 /** Validates a frame a coordinator received: only hello and result are legal from a worker. */
 export function validateFromWorker(
   value: unknown,
@@ -230,11 +237,7 @@ export function validateFromWorker(
     }
     return m as unknown as ResultMessage;
   }
-  if (type === "error") {
-    str(m, "code", "error");
-    str(m, "message", "error");
-    return m as unknown as ErrorMessage;
-  }
+  if (type === "error") return validateError(m);
   throw bad(`a worker may not send "${type}"`);
 }
 
@@ -277,10 +280,6 @@ export function validateFromCoordinator(
     num(m, "exitCode", "stop", true, 0);
     return m as unknown as StopMessage;
   }
-  if (type === "error") {
-    str(m, "code", "error");
-    str(m, "message", "error");
-    return m as unknown as ErrorMessage;
-  }
+  if (type === "error") return validateError(m);
   throw bad(`a coordinator may not send "${type}"`);
 }

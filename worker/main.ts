@@ -3,7 +3,7 @@
  * shards it is sent until told to stop. Stateless apart from its replica of G and D.
  */
 import type { Config } from "../config/config.ts";
-import { helpText, loadConfig } from "../config/load.ts";
+import { runMain } from "../config/main.ts";
 import { type BackendInfo, initBackend } from "../shared/backends/select.ts";
 import { decodeFrame, encodeMessage } from "../shared/codec.ts";
 import { errorMessage, GantryError } from "../shared/errors.ts";
@@ -29,12 +29,6 @@ export async function runWorker(config: Config): Promise<number> {
     threads: config.threads,
     log,
   });
-  log(
-    `backend ${backend.name} (tfjs ${backend.tfjsVersion}${
-      backend.tfVersion ? `, TensorFlow ${backend.tfVersion}` : ""
-    }` +
-      `, devices ${backend.devices.join(",")})`,
-  );
   const socket = await connectWithRetry({
     url: config.coordinator,
     connectTimeoutMs: config.connectTimeoutMs,
@@ -117,22 +111,4 @@ export async function runWorker(config: Config): Promise<number> {
   });
 }
 
-if (import.meta.main) {
-  if (Deno.args.includes("--help")) {
-    console.log(helpText("worker"));
-    Deno.exit(0);
-  }
-  let config: Config;
-  try {
-    config = loadConfig("worker", Deno.args);
-  } catch (error) {
-    console.error(`gantry worker: ${errorMessage(error)}`);
-    Deno.exit(2);
-  }
-  try {
-    Deno.exit(await runWorker(config));
-  } catch (error) {
-    console.error(`gantry worker: ${errorMessage(error)}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain("worker", runWorker);
