@@ -21,6 +21,9 @@ export interface Config {
   examples?: number;
   maxSteps?: number;
   out?: string;
+  resume?: string;
+  checkpointEvery?: number;
+  keepCheckpoints: number;
   progress: "auto" | "bar" | "lines" | "none";
   progressIntervalMs: number;
   host: string;

@@ -156,22 +156,29 @@ function validate(config: Config): void {
   }
 }
 
-/** Builds a role's configuration from defaults < `--config FILE` < flags. */
-export function loadConfig(role: Role, args: string[]): Config {
+/**
+ * Builds a role's configuration from defaults < `base` < `--config FILE` < flags. `base` is a resumed run's
+ * saved configuration, so that only what is given again overrides it.
+ */
+export function loadConfig(role: Role, args: string[], base: Partial<Config> = {}): Config {
   const flags = parseFlags(role, args);
   const file = typeof flags.config === "string" ? readConfigFile(flags.config, role) : {};
-  const config = { ...defaults(role), ...file, ...flags } as Config;
+  const config = { ...defaults(role), ...base, ...file, ...flags } as Config;
   validate(config);
   return config;
 }
 
-/** The flags that give `config`'s values to another role, for the launcher (only options that role takes). */
+/**
+ * The flags that give `config`'s values to another role, for the launcher: only options that role takes, and
+ * only values other than the default, so that a resumed run sees just what was asked for again.
+ */
 export function toFlags(config: Partial<Config>, role: Role, omit: OptionKey[] = []): string[] {
   const args: string[] = [];
   for (const key of KEYS) {
     const value = config[key as keyof Config];
     const spec: OptionSpec = OPTIONS[key];
-    if (value === undefined || omit.includes(key) || key === "config" || !spec.roles.includes(role)) continue;
+    if (value === undefined || value === spec.default || omit.includes(key) || key === "config") continue;
+    if (!spec.roles.includes(role)) continue;
     args.push(`--${spec.flag}=${String(value)}`);
   }
   return args;

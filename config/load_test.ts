@@ -96,6 +96,7 @@ Deno.test("toFlags() hands a role exactly the options it takes, and they parse b
   assertEquals([back.model, back.epochs, back.seed], ["mlp", 2, 7]);
   const worker = loadConfig("worker", toFlags(train, "worker"));
   assertEquals(worker.backend, "wasm");
+  assert(!coordinatorFlags.some((f) => f.startsWith("--batch-size")), "defaults are not forwarded");
 });
 
 Deno.test("helpText() lists every flag of a role with its default", () => {

@@ -2,7 +2,7 @@
  * What every role's entry point does: `--help`, the configuration (exit 2 on a bad flag or file, with the
  * message naming it), then the role itself, whose result is the exit code.
  */
-import { errorMessage } from "../shared/errors.ts";
+import { errorMessage, GantryError } from "../shared/errors.ts";
 import type { Config } from "./config.ts";
 import { helpText, loadConfig } from "./load.ts";
 import type { Role } from "./options.ts";
@@ -23,6 +23,7 @@ export async function runMain(role: Role, run: (config: Config) => Promise<numbe
     Deno.exit(await run(config));
   } catch (error) {
     console.error(`gantry ${role}: ${errorMessage(error)}`);
-    Deno.exit(1);
+    // A configuration that turns out bad only once the role reads it (--resume's folder) is still exit 2.
+    Deno.exit(error instanceof GantryError && error.code === "E_CONFIG" ? 2 : 1);
   }
 }

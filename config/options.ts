@@ -131,6 +131,25 @@ export const OPTIONS = {
   },
   maxSteps: { flag: "max-steps", kind: { type: "integer", min: 1 }, help: "stop after N steps", roles: RUN },
   out: { flag: "out", kind: { type: "string" }, help: "run folder (default runs/<timestamp>)", roles: RUN },
+  resume: {
+    flag: "resume",
+    kind: { type: "string" },
+    help: "continue the run in this folder from its latest checkpoint (--epochs may be raised)",
+    roles: RUN,
+  },
+  checkpointEvery: {
+    flag: "checkpoint-every",
+    kind: { type: "integer", min: 1 },
+    help: "also checkpoint every N steps (checkpoints are always written at each epoch end)",
+    roles: RUN,
+  },
+  keepCheckpoints: {
+    flag: "keep-checkpoints",
+    kind: { type: "integer", min: 1 },
+    default: 5,
+    help: "how many of the newest checkpoints to keep",
+    roles: RUN,
+  },
   progress: {
     flag: "progress",
     kind: { type: "enum", values: ["auto", "bar", "lines", "none"] },

@@ -10,6 +10,9 @@ import type { ModelSpecs, NetSpec, NetWeights } from "../shared/models/types.ts"
 import type { AdamState } from "./adam.ts";
 import type { ClockState } from "./batch_plan.ts";
 import { writeFileAtomic } from "./recorder.ts";
+import { errorMessage, GantryError } from "../shared/errors.ts";
+
+const CHECKPOINT_FORMAT = "gantry-checkpoint-1";
 
 export interface TrainingState {
   generator: NetWeights;
@@ -72,8 +75,16 @@ export async function saveCheckpoint(
   specs: ModelSpecs,
   state: TrainingState,
   config: unknown,
+  keep: number,
 ): Promise<string> {
   const final = join(checkpointsDir, name);
+  const exists = await Deno.stat(final).then(() => true, () => false);
+  // A checkpoint of this step is already whole (the state of a step does not change): removing it first
+  // would leave latest.json pointing at nothing until the rename.
+  if (exists) {
+    await writeFileAtomic(join(checkpointsDir, "latest.json"), JSON.stringify({ name }) + "\n");
+    return final;
+  }
   const aside = `${final}.partial`;
   await Deno.remove(aside, { recursive: true }).catch(() => {});
   await saveNet(
@@ -90,15 +101,15 @@ export async function saveCheckpoint(
   );
   await Deno.writeFile(join(aside, "optimizer.bin"), optimizerBytes(state));
   const meta = {
-    format: "gantry-checkpoint-1",
+    format: CHECKPOINT_FORMAT,
     adam: { generatorStep: state.adamG.step, discriminatorStep: state.adamD.step },
     clock: state.clock,
     config,
   };
   await Deno.writeTextFile(join(aside, "state.json"), JSON.stringify(meta));
-  await Deno.remove(final, { recursive: true }).catch(() => {});
   await Deno.rename(aside, final);
   await writeFileAtomic(join(checkpointsDir, "latest.json"), JSON.stringify({ name }) + "\n");
+  await pruneCheckpoints(checkpointsDir, keep);
   return final;
 }
 
@@ -106,4 +117,102 @@ export async function saveCheckpoint(
 export async function readSavedWeights(netDir: string): Promise<Float32Array> {
   const bytes = await Deno.readFile(join(netDir, "weights.bin"));
   return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+/** The checkpoint folder `latest.json` names in a run's checkpoints folder. */
+export async function latestCheckpointDir(checkpointsDir: string): Promise<string> {
+  const latest = join(checkpointsDir, "latest.json");
+  let name: unknown;
+  try {
+    name = JSON.parse(await Deno.readTextFile(latest)).name;
+  } catch (error) {
+    throw new GantryError(
+      "E_CHECKPOINT",
+      `${latest}: no readable checkpoint pointer: ${errorMessage(error)}`,
+    );
+  }
+  if (typeof name !== "string" || !/^step-\d+$/.test(name)) {
+    throw new GantryError(
+      "E_CHECKPOINT",
+      `${latest}: "name" must be a checkpoint folder name, got ${JSON.stringify(name)}`,
+    );
+  }
+  return join(checkpointsDir, name);
+}
+
+/** Splits a net's saved floats (model.weights order) into its trainable and state vectors. */
+export function netWeightsFromSaved(net: NetSpec, saved: Float32Array, source: string): NetWeights {
+  const size = net.trainableSize + net.stateSize;
+  if (saved.length !== size) {
+    throw new GantryError("E_CHECKPOINT", `${source}: holds ${saved.length} weights, the model has ${size}`);
+  }
+  const trainable = new Float32Array(net.trainableSize);
+  const state = new Float32Array(net.stateSize);
+  let at = 0;
+  for (const p of net.params) {
+    (p.kind === "trainable" ? trainable : state).set(saved.subarray(at, at + p.size), p.offset);
+    at += p.size;
+  }
+  return { trainable, state };
+}
+
+export interface LoadedCheckpoint {
+  dir: string;
+  state: TrainingState;
+  /** The configuration record the run was started with. */
+  record: { config: Record<string, unknown> } & Record<string, unknown>;
+}
+
+/** Reads everything `saveCheckpoint` wrote, checking each part against the model. */
+export async function loadCheckpoint(dir: string, specs: ModelSpecs): Promise<LoadedCheckpoint> {
+  const meta = JSON.parse(await Deno.readTextFile(join(dir, "state.json")));
+  if (meta.format !== CHECKPOINT_FORMAT) {
+    throw new GantryError(
+      "E_CHECKPOINT",
+      `${dir}: format ${JSON.stringify(meta.format)}, expected ${CHECKPOINT_FORMAT}`,
+    );
+  }
+  const generator = netWeightsFromSaved(specs.generator, await readSavedWeights(join(dir, "generator")), dir);
+  const discriminator = netWeightsFromSaved(
+    specs.discriminator,
+    await readSavedWeights(join(dir, "discriminator")),
+    dir,
+  );
+  const bytes = await Deno.readFile(join(dir, "optimizer.bin"));
+  const floats = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  const g = specs.generator.trainableSize;
+  const d = specs.discriminator.trainableSize;
+  if (floats.length !== 2 * (g + d)) {
+    throw new GantryError(
+      "E_CHECKPOINT",
+      `${dir}/optimizer.bin: ${floats.length} values, expected ${2 * (g + d)}`,
+    );
+  }
+  const take = (from: number, n: number) => floats.slice(from, from + n);
+  return {
+    dir,
+    state: {
+      generator,
+      discriminator,
+      adamG: { step: meta.adam.generatorStep, m: take(0, g), v: take(g, g) },
+      adamD: { step: meta.adam.discriminatorStep, m: take(2 * g, d), v: take(2 * g + d, d) },
+      clock: meta.clock,
+    },
+    record: meta.config,
+  };
+}
+
+/** Deletes all but the newest `keep` checkpoints, and any half-written one a crash left behind. */
+export async function pruneCheckpoints(checkpointsDir: string, keep: number): Promise<void> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(checkpointsDir)) {
+    if (!entry.isDirectory) continue;
+    if (entry.name.endsWith(".partial")) {
+      await Deno.remove(join(checkpointsDir, entry.name), { recursive: true });
+    } else if (/^step-\d+$/.test(entry.name)) names.push(entry.name);
+  }
+  names.sort();
+  for (const name of names.slice(0, Math.max(0, names.length - keep))) {
+    await Deno.remove(join(checkpointsDir, name), { recursive: true });
+  }
 }

@@ -11,6 +11,8 @@ import type { ModelSpecs } from "../shared/models/types.ts";
 import { expectedSizes } from "../shared/protocol.ts";
 import { StepComputer } from "../shared/step.ts";
 import { BatchPlan } from "./batch_plan.ts";
+import { loadCheckpoint } from "./checkpoint.ts";
+import { planResume } from "./resume.ts";
 import { IMAGE_PIXELS, loadDataset } from "../shared/data/dataset.ts";
 import { ProgressLine } from "./progress.ts";
 import { defaultRunDir, RunRecorder } from "./recorder.ts";
@@ -30,8 +32,9 @@ export function deriveMaxFrameBytes(specs: ModelSpecs, batchSize: number): numbe
 }
 
 /** Runs a coordinator to the end of training; returns the exit code. */
-export async function runCoordinator(base: Config): Promise<number> {
-  const config = { ...base, seed: base.seed ?? Math.floor(Math.random() * 2 ** 32) };
+export async function runCoordinator(base: Config, args: string[] = Deno.args): Promise<number> {
+  const resume = base.resume ? await planResume(base.resume, args, (line) => console.log(line)) : null;
+  const config = resume?.config ?? { ...base, seed: base.seed ?? Math.floor(Math.random() * 2 ** 32) };
   let progress: ProgressLine | null = null;
   const log = (line: string) => {
     progress?.breakLine();
@@ -49,7 +52,8 @@ export async function runCoordinator(base: Config): Promise<number> {
   });
   const specs = modelSpecs(config.model, config.latentDim);
   const out = config.out ?? defaultRunDir();
-  const recorder = await RunRecorder.create(out);
+  const checkpoint = resume?.checkpointDir ? await loadCheckpoint(resume.checkpointDir, specs) : null;
+  const recorder = await RunRecorder.create(out, resume ? (checkpoint?.state.clock.step ?? 0) : undefined);
   const registry = new WorkerRegistry(log);
   const plan = new BatchPlan(dataset, config.batchSize, config.latentDim, config.seed + SEED_STREAMS.batches);
   const maxFrameBytes = config.maxFrameBytes ?? deriveMaxFrameBytes(specs, plan.batchSize);
@@ -125,7 +129,9 @@ export async function runCoordinator(base: Config): Promise<number> {
       log,
       signal: abort.signal,
       record: record(),
+      resumeFrom: checkpoint?.state,
     });
+    if (checkpoint) log(`resuming from ${checkpoint.dir} at step ${checkpoint.state.clock.step}`);
     code = await trainer.run();
     log(
       code === 0

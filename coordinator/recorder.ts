@@ -19,6 +19,9 @@ export interface MetricsLine {
   backends: string[];
   stepMs: number;
   computeMs: number;
+  /** The coordinator's memory after the step, to see that it stays flat. */
+  heapMb: number;
+  rssMb: number;
   time: string;
 }
 
@@ -28,6 +31,24 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string):
   if (typeof bytes === "string") await Deno.writeTextFile(aside, bytes);
   else await Deno.writeFile(aside, bytes);
   await Deno.rename(aside, path);
+}
+
+/** Rewrites metrics.jsonl with the whole lines of steps <= `step` (a torn last line is dropped too). */
+async function keepMetricsThrough(path: string, step: number): Promise<void> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return;
+  }
+  const kept = text.split("\n").filter((line) => {
+    try {
+      return (JSON.parse(line) as MetricsLine).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  await writeFileAtomic(path, kept.map((l) => l + "\n").join(""));
 }
 
 export class RunRecorder {
@@ -40,10 +61,16 @@ export class RunRecorder {
     this.#metrics = metrics;
   }
 
-  static async create(dir: string): Promise<RunRecorder> {
+  /**
+   * Opens a run folder. With `resumedAtStep`, metrics lines after that step (written after the checkpoint
+   * being resumed, and about to be computed again) are dropped, so every step stays in the file exactly once.
+   */
+  static async create(dir: string, resumedAtStep?: number): Promise<RunRecorder> {
     await Deno.mkdir(join(dir, "samples"), { recursive: true });
     await Deno.mkdir(join(dir, "checkpoints"), { recursive: true });
-    const metrics = await Deno.open(join(dir, "metrics.jsonl"), { create: true, append: true });
+    const path = join(dir, "metrics.jsonl");
+    if (resumedAtStep !== undefined) await keepMetricsThrough(path, resumedAtStep);
+    const metrics = await Deno.open(path, { create: true, append: true });
     return new RunRecorder(dir, metrics);
   }
 

@@ -13,7 +13,7 @@ import type { StepComputer } from "../shared/step.ts";
 import { Adam } from "./adam.ts";
 import { aggregateGradients, shardSizes, sumBatchNormSums } from "./aggregate.ts";
 import { type BatchPlan, shardDraw, type StepDraw } from "./batch_plan.ts";
-import { saveCheckpoint } from "./checkpoint.ts";
+import { saveCheckpoint, type TrainingState } from "./checkpoint.ts";
 import { writeLossPlots } from "./plots.ts";
 import { writeProgressGif } from "../shared/images/gif.ts";
 import type { ProgressLine } from "./progress.ts";
@@ -25,6 +25,7 @@ import { join } from "node:path";
 /** Offsets added to the run's seed so weights, batches and the fixed sample noise are independent streams. */
 export const SEED_STREAMS = { weights: 0, batches: 1, sampleNoise: 2 } as const;
 const GRID_SIDE = 10;
+const MB = 1024 * 1024;
 
 /** A phase's results, and the backend of the worker behind each. */
 interface PhaseRun {
@@ -46,12 +47,14 @@ export interface TrainerParts {
   signal: AbortSignal;
   /** The resolved configuration, written into each checkpoint. */
   record: unknown;
+  /** A checkpoint's state to continue from (--resume). */
+  resumeFrom?: TrainingState;
 }
 
 export class Trainer {
   readonly parts: TrainerParts;
-  readonly generator: NetWeights;
-  readonly discriminator: NetWeights;
+  generator: NetWeights;
+  discriminator: NetWeights;
   readonly adamG: Adam;
   readonly adamD: Adam;
   readonly totalSteps: number;
@@ -72,6 +75,17 @@ export class Trainer {
     this.#gradD = new Float32Array(specs.discriminator.trainableSize);
     const allSteps = config.epochs * plan.stepsPerEpoch;
     this.totalSteps = config.maxSteps ? Math.min(config.maxSteps, allSteps) : allSteps;
+    if (parts.resumeFrom) {
+      const r = parts.resumeFrom;
+      this.generator = { trainable: r.generator.trainable.slice(), state: r.generator.state.slice() };
+      this.discriminator = {
+        trainable: r.discriminator.trainable.slice(),
+        state: r.discriminator.state.slice(),
+      };
+      this.adamG.restore(r.adamG);
+      this.adamD.restore(r.adamD);
+      plan.restore(r.clock);
+    }
     const noiseRng = new Rng(config.seed + SEED_STREAMS.sampleNoise);
     this.#fixedNoise = noiseRng.fillNormal(new Float32Array(GRID_SIDE * specs.latentDim));
   }
@@ -83,10 +97,17 @@ export class Trainer {
       `training ${config.model} on ${plan.dataset.count} examples: ${this.totalSteps} steps of ${plan.batchSize} ` +
         `(${plan.stepsPerEpoch} per epoch, ${config.epochs} epochs)`,
     );
+    // A step-0 checkpoint: a coordinator killed during its first real checkpoint still leaves one to resume.
+    if (plan.step === 0) await this.#checkpoint();
     while (plan.step < this.totalSteps) {
       if (signal.aborted) {
         await this.#checkpoint();
-        log(`stopped at step ${plan.step}; a checkpoint of it is in ${join(recorder.dir, "checkpoints")}`);
+        log(
+          `stopped at step ${plan.step}, checkpointed in ${
+            join(recorder.dir, "checkpoints")
+          }; continue with ` +
+            `deno task train --resume ${recorder.dir}`,
+        );
         return 130;
       }
       const started = performance.now();
@@ -106,6 +127,7 @@ export class Trainer {
       this.#updateBatchNormStats(gRun.results, draw.count);
 
       const stepMs = performance.now() - started;
+      const memory = Deno.memoryUsage();
       const line: MetricsLine = {
         epoch,
         step,
@@ -119,6 +141,8 @@ export class Trainer {
         backends: gRun.backends,
         stepMs,
         computeMs: d.maxComputeMs + g.maxComputeMs,
+        heapMb: memory.heapUsed / MB,
+        rssMb: memory.rss / MB,
         time: new Date().toISOString(),
       };
       recorder.appendMetrics(line);
@@ -142,6 +166,8 @@ export class Trainer {
         await writeProgressGif(recorder.dir);
         const folder = await this.#checkpoint();
         log(`epoch ${epoch} done at step ${step}: samples ${samples}, checkpoint ${folder}`);
+      } else if (config.checkpointEvery && step % config.checkpointEvery === 0) {
+        await this.#checkpoint();
       }
     }
     return 0;
@@ -241,12 +267,19 @@ export class Trainer {
   async #checkpoint(): Promise<string> {
     const { plan, recorder, specs, record } = this.parts;
     const name = `step-${String(plan.step).padStart(8, "0")}`;
-    return await saveCheckpoint(join(recorder.dir, "checkpoints"), name, specs, {
-      generator: this.generator,
-      discriminator: this.discriminator,
-      adamG: this.adamG.state(),
-      adamD: this.adamD.state(),
-      clock: plan.state(),
-    }, record);
+    return await saveCheckpoint(
+      join(recorder.dir, "checkpoints"),
+      name,
+      specs,
+      {
+        generator: this.generator,
+        discriminator: this.discriminator,
+        adamG: this.adamG.state(),
+        adamD: this.adamD.state(),
+        clock: plan.state(),
+      },
+      record,
+      this.parts.config.keepCheckpoints,
+    );
   }
 }

@@ -1,0 +1,176 @@
+/**
+ * Stopping and resuming: a resumed run computes the weights of an uninterrupted one, its metrics hold every
+ * step exactly once, and a coordinator killed with SIGKILL at any moment (also while it writes a checkpoint)
+ * leaves a checkpoint to resume from.
+ */
+import { readSavedWeights } from "../coordinator/checkpoint.ts";
+import { assert, assertEquals } from "../shared/testing.ts";
+import { TEST_BACKEND } from "./backend.ts";
+import {
+  cleanup,
+  coordinatorUrl,
+  latestCheckpoint,
+  type Proc,
+  readMetrics,
+  startCoordinator,
+  startTrain,
+  startWorker,
+} from "./processes.ts";
+
+const RUN_TIMEOUT_MS = 180_000;
+const START_TIMEOUT_MS = 60_000;
+const LR = 2e-4;
+/** 256 examples at batch 32: 8 steps an epoch. */
+const RUN = ["--model=mlp", "--seed=3", "--examples=256", "--batch-size=32", `--lr=${LR}`, "--progress=none"];
+const STEPS_PER_EPOCH = 8;
+
+async function train(out: string, extra: string[]): Promise<void> {
+  const p = startTrain([
+    ...RUN,
+    "--workers=1",
+    "--port=0",
+    `--backend=${TEST_BACKEND}`,
+    `--out=${out}`,
+    ...extra,
+  ]);
+  try {
+    assertEquals(await p.exit(RUN_TIMEOUT_MS), 0, p.output());
+  } finally {
+    await cleanup(p);
+  }
+}
+
+async function finalWeights(runDir: string): Promise<Float32Array[]> {
+  const checkpoint = await latestCheckpoint(runDir);
+  return [
+    await readSavedWeights(`${checkpoint}/generator`),
+    await readSavedWeights(`${checkpoint}/discriminator`),
+  ];
+}
+
+function assertSameWeights(a: Float32Array[], b: Float32Array[], steps: number): void {
+  const bound = 0.01 * LR * steps;
+  for (let net = 0; net < a.length; net++) {
+    let worst = 0;
+    for (let i = 0; i < a[net].length; i++) worst = Math.max(worst, Math.abs(a[net][i] - b[net][i]));
+    assert(worst <= bound, `net ${net}: weights differ by ${worst} > ${bound}`);
+  }
+}
+
+async function assertEachStepOnce(runDir: string, steps: number): Promise<void> {
+  const metrics = await readMetrics(runDir);
+  assertEquals(metrics.map((m) => m.step), Array.from({ length: steps }, (_, i) => i + 1));
+  assert(metrics.every((m) => Number.isFinite(m.lossD) && Number.isFinite(m.lossG)), "finite losses");
+}
+
+Deno.test({
+  name:
+    "a 2-epoch run resumed to 3 epochs ends with the weights of a 3-epoch run, each step once in its metrics",
+  sanitizeResources: false,
+  async fn() {
+    const whole = await Deno.makeTempDir({ prefix: "gantry-whole-" });
+    const resumed = await Deno.makeTempDir({ prefix: "gantry-resumed-" });
+    try {
+      await train(whole, ["--epochs=3"]);
+      await train(resumed, ["--epochs=2"]);
+      await train(resumed, [`--resume=${resumed}`, "--epochs=3"]);
+      await assertEachStepOnce(resumed, 3 * STEPS_PER_EPOCH);
+      assertSameWeights(await finalWeights(whole), await finalWeights(resumed), 3 * STEPS_PER_EPOCH);
+      for (let e = 1; e <= 3; e++) await Deno.stat(`${resumed}/samples/epoch-000${e}.png`);
+    } finally {
+      await Deno.remove(whole, { recursive: true });
+      await Deno.remove(resumed, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "--resume refuses to change what the run computes, naming the option and both values",
+  sanitizeResources: false,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "gantry-fixed-" });
+    try {
+      await train(out, ["--epochs=1"]);
+      const p = startCoordinator([`--resume=${out}`, "--batch-size=16", "--port=0"]);
+      try {
+        assertEquals(await p.exit(START_TIMEOUT_MS), 2, p.output());
+        assert(p.output().includes("--batch-size cannot change on --resume"), p.output());
+        assert(p.output().includes("has 32, current value is 16"), p.output());
+      } finally {
+        await cleanup(p);
+      }
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
+
+/** A coordinator and one worker on `out`, resuming when `resume` is set. */
+async function startPair(out: string, extra: string[]): Promise<Proc[]> {
+  const coordinator = startCoordinator([...RUN, "--workers=1", "--port=0", `--out=${out}`, ...extra]);
+  const url = await coordinatorUrl(coordinator, START_TIMEOUT_MS);
+  const worker = startWorker("worker", [`--coordinator=${url}`, `--backend=${TEST_BACKEND}`]);
+  return [coordinator, worker];
+}
+
+async function metricLines(runDir: string): Promise<number> {
+  try {
+    return (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n").filter((l) => l.trim()).length;
+  } catch {
+    return 0;
+  }
+}
+
+async function hasPartialCheckpoint(runDir: string): Promise<boolean> {
+  try {
+    for await (const e of Deno.readDir(`${runDir}/checkpoints`)) if (e.name.endsWith(".partial")) return true;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error; // not created yet
+  }
+  return false;
+}
+
+Deno.test({
+  name:
+    "a coordinator killed with SIGKILL at several points, also mid-checkpoint, resumes to the same weights",
+  sanitizeResources: false,
+  async fn() {
+    const whole = await Deno.makeTempDir({ prefix: "gantry-nokill-" });
+    const killed = await Deno.makeTempDir({ prefix: "gantry-killed-" });
+    const epochs = ["--epochs=3", "--checkpoint-every=1"];
+    const total = 3 * STEPS_PER_EPOCH;
+    let procs: Proc[] = [];
+    try {
+      await train(whole, epochs);
+      let kills = 0;
+      let midWrite = 0;
+      procs = await startPair(killed, epochs);
+      // A kill that waits for a checkpoint's folder aside lands while it is being written; the others come at
+      // growing step counts, wherever the coordinator is then.
+      const killAt = async (ready: () => Promise<boolean>) => {
+        const deadline = Date.now() + RUN_TIMEOUT_MS;
+        while (!(await ready()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+        procs[0].kill("SIGKILL");
+        await cleanup(...procs);
+        kills++;
+        if (await hasPartialCheckpoint(killed)) midWrite++;
+        procs = await startPair(killed, [`--resume=${killed}`, ...epochs]);
+      };
+      // The first kill may land in the step-0 checkpoint (the run then starts over); the second lands in a
+      // later one, with whole checkpoints before it.
+      await killAt(() => hasPartialCheckpoint(killed));
+      await killAt(async () => (await metricLines(killed)) >= 4 && await hasPartialCheckpoint(killed));
+      for (const step of [12, 18]) await killAt(async () => (await metricLines(killed)) >= step);
+      assertEquals(await procs[0].exit(RUN_TIMEOUT_MS), 0, procs[0].output());
+      console.log(`killed ${kills} times, ${midWrite} of them while a checkpoint was being written`);
+      assertEquals(kills, 4);
+      assert(midWrite >= 2, `only ${midWrite} of ${kills} kills landed while a checkpoint was being written`);
+      await assertEachStepOnce(killed, total);
+      assertSameWeights(await finalWeights(whole), await finalWeights(killed), total);
+    } finally {
+      await cleanup(...procs);
+      await Deno.remove(whole, { recursive: true });
+      await Deno.remove(killed, { recursive: true });
+    }
+  },
+});
