@@ -174,3 +174,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "Ctrl-C on deno task train checkpoints the step reached, prints how to resume, and exits 130",
+  sanitizeResources: false,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "gantry-ctrlc-" });
+    const epochs = 6;
+    const p = startTrain([
+      ...RUN,
+      "--workers=1",
+      "--port=0",
+      `--backend=${TEST_BACKEND}`,
+      `--out=${out}`,
+      `--epochs=${epochs}`,
+    ]);
+    try {
+      const deadline = Date.now() + RUN_TIMEOUT_MS;
+      while ((await metricLines(out)) < 3 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      p.kill("SIGINT");
+      assertEquals(await p.exit(RUN_TIMEOUT_MS), 130, p.output());
+      assert(p.output().includes(`continue with deno task train --resume ${out}`), p.output());
+      const stoppedAt = (await readMetrics(out)).length;
+      assert(stoppedAt < epochs * STEPS_PER_EPOCH, `stopped early, at step ${stoppedAt}`);
+      assert((await latestCheckpoint(out)).endsWith(`step-${String(stoppedAt).padStart(8, "0")}`));
+      await train(out, [`--resume=${out}`]);
+      await assertEachStepOnce(out, epochs * STEPS_PER_EPOCH);
+    } finally {
+      await cleanup(p);
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
