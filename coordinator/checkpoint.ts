@@ -9,7 +9,7 @@ import { buildDiscriminator, buildGenerator, setLayersWeights } from "../shared/
 import type { ModelSpecs, NetSpec, NetWeights } from "../shared/models/types.ts";
 import type { AdamState } from "./adam.ts";
 import type { ClockState } from "./batch_plan.ts";
-import { writeFileAtomic } from "./recorder.ts";
+import { pathExists, writeFileAtomic } from "../shared/files.ts";
 import { errorMessage, GantryError } from "../shared/errors.ts";
 
 const CHECKPOINT_FORMAT = "gantry-checkpoint-1";
@@ -78,7 +78,7 @@ export async function saveCheckpoint(
   keep: number,
 ): Promise<string> {
   const final = join(checkpointsDir, name);
-  const exists = await Deno.stat(final).then(() => true, () => false);
+  const exists = await pathExists(final);
   // A checkpoint of this step is already whole (the state of a step does not change): removing it first
   // would leave latest.json pointing at nothing until the rename.
   if (exists) {

@@ -12,7 +12,7 @@ import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import { initWasm, Resvg } from "@resvg/resvg-wasm";
 import { errorMessage, GantryError } from "../shared/errors.ts";
-import { writeFileAtomic } from "./recorder.ts";
+import { writeFileAtomic } from "../shared/files.ts";
 
 /** The fields of a metrics.jsonl line that the plot reads; `MetricsLine` (recorder.ts) is one. */
 export interface MetricLike {

@@ -3,6 +3,7 @@
  * writes here (after nanoGPT: one process does all logging and checkpointing).
  */
 import { join } from "node:path";
+import { writeFileAtomic } from "../shared/files.ts";
 
 export interface MetricsLine {
   epoch: number;
@@ -23,14 +24,6 @@ export interface MetricsLine {
   heapMb: number;
   rssMb: number;
   time: string;
-}
-
-/** Writes `bytes` beside `path` and renames it over, so a reader never sees half a file. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  const aside = `${path}.tmp-${Deno.pid}`;
-  if (typeof bytes === "string") await Deno.writeTextFile(aside, bytes);
-  else await Deno.writeFile(aside, bytes);
-  await Deno.rename(aside, path);
 }
 
 /** Rewrites metrics.jsonl with the whole lines of steps <= `step` (a torn last line is dropped too). */

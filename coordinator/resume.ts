@@ -8,6 +8,7 @@ import { type OptionKey, OPTIONS } from "../config/options.ts";
 import { errorMessage, GantryError } from "../shared/errors.ts";
 import { join } from "node:path";
 import { latestCheckpointDir } from "./checkpoint.ts";
+import { pathExists } from "../shared/files.ts";
 
 /** Changing one of these would make the continued run a different run. */
 const FIXED_ON_RESUME: OptionKey[] = [
@@ -47,7 +48,7 @@ export async function planResume(
   log: (line: string) => void,
 ): Promise<ResumePlan> {
   const latest = join(runDir, "checkpoints", "latest.json");
-  const hasCheckpoint = await Deno.stat(latest).then(() => true, () => false);
+  const hasCheckpoint = await pathExists(latest);
   const checkpointDir = hasCheckpoint ? await latestCheckpointDir(join(runDir, "checkpoints")) : null;
   // The run's config.json is written before anything else, so a run killed before its first checkpoint
   // can still be started over with the same seed.

@@ -5,6 +5,7 @@
  * A run folder or step that does not exist is the caller's mistake and is reported as E_CONFIG naming the
  * flag (`deno task generate` exits 2); files that exist but are not a checkpoint are E_CHECKPOINT.
  */
+import { pathExists } from "../shared/files.ts";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
 import { latestCheckpointDir } from "../coordinator/checkpoint.ts";
@@ -30,18 +31,8 @@ export interface LoadedGenerator {
   latentDim: number;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
 async function isDirectory(path: string): Promise<boolean> {
-  return (await exists(path)) && (await Deno.stat(path)).isDirectory;
+  return (await pathExists(path)) && (await Deno.stat(path)).isDirectory;
 }
 
 /** The checkpoint folders under `checkpointsDir` by step, oldest first. */
@@ -69,7 +60,7 @@ export async function resolveCheckpointDir(runDir: string, step?: number): Promi
     : new Map<number, string>();
   // A run still in its first epoch has a checkpoints/ folder (or not) but nothing in it yet: say so plainly
   // rather than report a missing latest.json.
-  if (folders.size === 0 && !(await exists(join(checkpointsDir, LATEST_JSON)))) {
+  if (folders.size === 0 && !(await pathExists(join(checkpointsDir, LATEST_JSON)))) {
     throw new GantryError(
       "E_CONFIG",
       `--checkpoint names a run with no checkpoint yet: current value is ${shown} (a run writes one at ` +

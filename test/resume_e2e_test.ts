@@ -52,7 +52,15 @@ function assertSameWeights(a: Float32Array[], b: Float32Array[], steps: number):
   const bound = 0.01 * LR * steps;
   for (let net = 0; net < a.length; net++) {
     let worst = 0;
-    for (let i = 0; i < a[net].length; i++) worst = Math.max(worst, Math.abs(a[net][i] - b[net][i]));
+    let differing = 0;
+    for (let i = 0; i < a[net].length; i++) {
+      const d = Math.abs(a[net][i] - b[net][i]);
+      worst = Math.max(worst, d);
+      if (d > 0) differing++;
+    }
+    console.log(
+      `${net === 0 ? "G" : "D"}: ${differing} of ${a[net].length} weights differ, by at most ${worst}`,
+    );
     assert(worst <= bound, `net ${net}: weights differ by ${worst} > ${bound}`);
   }
 }

@@ -2,6 +2,7 @@
  * Loads MNIST or Fashion-MNIST into flat uint8 arrays: the coordinator keeps the dataset as the bytes of the
  * files (60000 x 784 images is 47 MB) and sends shards of them to workers unchanged.
  */
+import { pathExists } from "../files.ts";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { errorMessage, GantryError } from "../errors.ts";
@@ -78,10 +79,8 @@ export function mnistPackageDataDir(): string {
 
 async function exists(path: string): Promise<boolean> {
   try {
-    await Deno.stat(path);
-    return true;
+    return await pathExists(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
     throw new GantryError("E_DATA", `${path}: cannot read: ${errorMessage(error)}`, { cause: error });
   }
 }

@@ -5,6 +5,7 @@
  */
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
+import { writeFileAtomic } from "../files.ts";
 import gifenc from "gifenc";
 import { PNG } from "pngjs";
 import { errorMessage, GantryError } from "../errors.ts";
@@ -179,8 +180,5 @@ export async function writeProgressGif(runDir: string, opts: ProgressGifOptions 
     }
   }
   const gif = encodeFrames(frames(), paths.length, opts);
-  const target = join(runDir, "progress.gif");
-  const aside = `${target}.tmp-${Deno.pid}`;
-  await Deno.writeFile(aside, gif);
-  await Deno.rename(aside, target);
+  await writeFileAtomic(join(runDir, "progress.gif"), gif);
 }
