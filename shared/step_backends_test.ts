@@ -11,7 +11,7 @@ import { initialWeights, modelSpecs } from "./models/specs.ts";
 import type { ModelName, NetWeights } from "./models/types.ts";
 import { Rng } from "./rng.ts";
 import { StepComputer } from "./step.ts";
-import { assert } from "./testing.ts";
+import { assert, compareArrays } from "./testing.ts";
 
 const LR = 2e-4;
 const ADAM = { lr: LR, beta1: 0.5, beta2: 0.999, epsilon: 1e-7 };
@@ -60,12 +60,6 @@ async function oneStep(backend: "tensorflow" | "wasm" | "cpu", model: ModelName)
   }
 }
 
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
-
 const NATIVE_MISSING = nativeBindingMissing();
 
 for (const model of ["mlp", "cdcgan"] as const) {
@@ -79,8 +73,8 @@ for (const model of ["mlp", "cdcgan"] as const) {
       const cpu = await oneStep("cpu", model);
       for (const backend of ["wasm", "tensorflow"] as const) {
         const other = await oneStep(backend, model);
-        const d = maxDifference(cpu.d, other.d);
-        const g = maxDifference(cpu.g, other.g);
+        const d = compareArrays(cpu.d, other.d).worst;
+        const g = compareArrays(cpu.g, other.g).worst;
         console.log(
           `${model} ${backend} vs cpu: D ${(100 * d / LR).toFixed(3)}% of lr, G ${
             (100 * g / LR).toFixed(3)

@@ -67,3 +67,19 @@ export function assertClose(
   }
   assert.ok(worst <= tolerance, `${what} differs by ${worst} at ${at} (tolerance ${tolerance})`);
 }
+
+/** The largest elementwise |a - b| and how many elements differ at all (weights compared across runs). */
+export function compareArrays(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+): { worst: number; differing: number } {
+  assert.equal(a.length, b.length, "lengths differ");
+  let worst = 0;
+  let differing = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (d > 0) differing++;
+    if (!(d <= worst)) worst = d;
+  }
+  return { worst, differing };
+}

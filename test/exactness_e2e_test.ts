@@ -5,9 +5,9 @@
  * smoothing 0.1, same seed and so the same start) and must be told apart by the same measure.
  */
 import { readSavedWeights } from "../coordinator/checkpoint.ts";
-import { assert, assertEquals } from "../shared/testing.ts";
+import { assert, assertEquals, compareArrays } from "../shared/testing.ts";
 import { TRAINING_BACKENDS } from "./backend.ts";
-import { cleanup, latestCheckpoint, readMetrics, startTrain } from "./processes.ts";
+import { expectExitZero, latestCheckpoint, readMetrics, startTrain } from "./processes.ts";
 
 const RUN_TIMEOUT_MS = 180_000;
 const LR = 2e-4;
@@ -34,11 +34,7 @@ async function trainWeights(
     `--out=${out}`,
     ...extra,
   ]);
-  try {
-    assertEquals(await train.exit(RUN_TIMEOUT_MS), 0, train.output());
-  } finally {
-    await cleanup(train);
-  }
+  await expectExitZero(train, RUN_TIMEOUT_MS);
   const metrics = await readMetrics(out);
   assertEquals(metrics.length, STEPS);
   assert(metrics.every((m) => m.workers === workers), `every step used ${workers} worker(s)`);
@@ -48,13 +44,6 @@ async function trainWeights(
     d: await readSavedWeights(`${checkpoint}/discriminator`),
     dir: out,
   };
-}
-
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  assertEquals(a.length, b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
 }
 
 for (const backend of TRAINING_BACKENDS) {
@@ -68,8 +57,8 @@ for (const backend of TRAINING_BACKENDS) {
       const two = await trainWeights(backend.name, 2);
       const control = await trainWeights(backend.name, 2, ["--label-smoothing=0.1"]);
       try {
-        const g = maxDifference(one.g, two.g);
-        const d = maxDifference(one.d, two.d);
+        const g = compareArrays(one.g, two.g).worst;
+        const d = compareArrays(one.d, two.d).worst;
         console.log(
           `max |w1 - w2|: G ${g.toExponential(2)} (${(100 * g / (LR * STEPS)).toFixed(3)}% of lr x steps), ` +
             `D ${d.toExponential(2)} (${(100 * d / (LR * STEPS)).toFixed(3)}%)`,
@@ -77,8 +66,8 @@ for (const backend of TRAINING_BACKENDS) {
         assert(g <= BOUND, `generator weights differ by ${g} > ${BOUND}`);
         assert(d <= BOUND, `discriminator weights differ by ${d} > ${BOUND}`);
         // Without the control, a comparison that cannot see a change in the math would pass as well.
-        const gControl = maxDifference(one.g, control.g);
-        const dControl = maxDifference(one.d, control.d);
+        const gControl = compareArrays(one.g, control.g).worst;
+        const dControl = compareArrays(one.d, control.d).worst;
         console.log(
           `control (label smoothing 0.1): G ${gControl.toExponential(2)}, D ${dControl.toExponential(2)}`,
         );

@@ -129,3 +129,15 @@ export async function cleanup(...procs: Proc[]): Promise<void> {
   for (const p of procs) p.kill();
   await Promise.all(procs.map((p) => p.exit(10_000).catch(() => {})));
 }
+
+/** Waits for `proc` to exit 0 (failing with its output otherwise) and leaves nothing running. */
+export async function expectExitZero(proc: Proc, timeoutMs: number): Promise<void> {
+  try {
+    const code = await proc.exit(timeoutMs);
+    if (code !== 0) {
+      throw new Error(`${proc.name} exited with ${code}; output:\n${proc.output().slice(-4000)}`);
+    }
+  } finally {
+    await cleanup(proc);
+  }
+}

@@ -4,11 +4,12 @@
  * leaves a checkpoint to resume from.
  */
 import { readSavedWeights } from "../coordinator/checkpoint.ts";
-import { assert, assertEquals } from "../shared/testing.ts";
+import { assert, assertEquals, compareArrays } from "../shared/testing.ts";
 import { TEST_BACKEND } from "./backend.ts";
 import {
   cleanup,
   coordinatorUrl,
+  expectExitZero,
   latestCheckpoint,
   type Proc,
   readMetrics,
@@ -33,11 +34,7 @@ async function train(out: string, extra: string[]): Promise<void> {
     `--out=${out}`,
     ...extra,
   ]);
-  try {
-    assertEquals(await p.exit(RUN_TIMEOUT_MS), 0, p.output());
-  } finally {
-    await cleanup(p);
-  }
+  await expectExitZero(p, RUN_TIMEOUT_MS);
 }
 
 async function finalWeights(runDir: string): Promise<Float32Array[]> {
@@ -51,13 +48,7 @@ async function finalWeights(runDir: string): Promise<Float32Array[]> {
 function assertSameWeights(a: Float32Array[], b: Float32Array[], steps: number): void {
   const bound = 0.01 * LR * steps;
   for (let net = 0; net < a.length; net++) {
-    let worst = 0;
-    let differing = 0;
-    for (let i = 0; i < a[net].length; i++) {
-      const d = Math.abs(a[net][i] - b[net][i]);
-      worst = Math.max(worst, d);
-      if (d > 0) differing++;
-    }
+    const { worst, differing } = compareArrays(a[net], b[net]);
     console.log(
       `${net === 0 ? "G" : "D"}: ${differing} of ${a[net].length} weights differ, by at most ${worst}`,
     );
