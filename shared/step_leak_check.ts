@@ -3,6 +3,7 @@
  * stays within ~30 s on the cpu backend. Leaks do not depend on the batch size, so the tests use tiny ones.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { trainingParts } from "./models/forward.ts";
 import { IMAGE_PIXELS, initialWeights, modelSpecs, NUM_CLASSES } from "./models/specs.ts";
 import type { ModelName } from "./models/types.ts";
 import { Rng } from "./rng.ts";
@@ -47,8 +48,9 @@ export function checkStepLeaks(model: ModelName, batch: number): void {
   const atEnd = tf.memory();
   assertEquals(atEnd.numTensors, atCheckpoint!.numTensors, "tensors after step 10 and after the last step");
   assertEquals(atEnd.numBytes, atCheckpoint!.numBytes, "bytes after step 10 and after the last step");
-  const trainableTensors = specs.generator.params.filter((p) => p.kind === "trainable").length +
-    specs.discriminator.params.length;
+  // The weight tensors: one per trainable param, split kernels as their row blocks (trainingParts).
+  const trainableTensors = trainingParts(specs, "generator").length +
+    trainingParts(specs, "discriminator").length;
   assertEquals(atEnd.numTensors - before, trainableTensors, "tensors held between steps: the weights");
   computer.dispose();
   assertEquals(tf.memory().numTensors, before, "tensors after dispose()");

@@ -115,19 +115,20 @@ function conv2dTransposeFilterGrad(
   };
 }
 
-Deno.test("registerWasmTrainingKernels() registers both kernels for wasm, once", () => {
+Deno.test("registerWasmTrainingKernels() registers its kernels for wasm, once", () => {
   registerWasmTrainingKernels();
   const conv = tf.getKernel(tf.Conv2DBackpropFilter, "wasm");
   const segment = tf.getKernel(tf.UnsortedSegmentSum, "wasm");
-  assert(conv !== undefined && segment !== undefined, "both kernels are registered");
+  const backprop = tf.getKernel(tf.Conv2DBackpropInput, "wasm");
+  assert(conv !== undefined && segment !== undefined, "both missing kernels are registered");
+  assert(backprop !== undefined, "Conv2DBackpropInput is still registered");
   registerWasmTrainingKernels();
+  for (const [name, first] of [[tf.Conv2DBackpropFilter, conv], [tf.UnsortedSegmentSum, segment]] as const) {
+    assert(tf.getKernel(name, "wasm") === first, `a second call keeps the first ${name} registration`);
+  }
   assert(
-    tf.getKernel(tf.Conv2DBackpropFilter, "wasm") === conv,
-    "a second call keeps the first registration",
-  );
-  assert(
-    tf.getKernel(tf.UnsortedSegmentSum, "wasm") === segment,
-    "a second call keeps the first registration",
+    tf.getKernel(tf.Conv2DBackpropInput, "wasm")!.kernelFunc === backprop!.kernelFunc,
+    "a second call does not wrap Conv2DBackpropInput again",
   );
 });
 
@@ -284,4 +285,58 @@ Deno.test("the wasm kernels accept bare TensorInfo inputs and leave the caller's
   assertEquals(snapshot(), before, "memory after the direct call");
   assertEquals((await x.data()).length, 2 * 6 * 6 * 3, "x is still readable");
   tf.dispose([x, dy, viaEngine]);
+});
+
+/** conv2dTranspose(x, filter, outShape, strides, pad): the forward pass runs Conv2DBackpropInput. */
+function transposedConv(
+  xShape: number[],
+  filterShape: number[],
+  outShape: number[],
+  strides: number,
+  pad: Pad = "same",
+) {
+  return () => {
+    const x = normal(xShape, 7) as tf.Tensor4D;
+    const filter = normal(filterShape, 8) as tf.Tensor4D;
+    return tf.conv2dTranspose(x, filter, outShape as [number, number, number, number], strides, pad);
+  };
+}
+
+Deno.test("Conv2DBackpropInput on wasm matches cpu for G's first Conv2DTranspose (four phase convolutions)", async () => {
+  await assertWasmMatchesCpu(
+    "G deconv 1",
+    transposedConv([BATCH, 7, 7, 128], [4, 4, 64, 128], [BATCH, 14, 14, 64], 2),
+  );
+});
+
+Deno.test("Conv2DBackpropInput on wasm matches cpu for G's last Conv2DTranspose (one combined convolution)", async () => {
+  await assertWasmMatchesCpu(
+    "G deconv 2",
+    transposedConv([BATCH, 14, 14, 64], [4, 4, 1, 64], [BATCH, 28, 28, 1], 2),
+  );
+});
+
+Deno.test("Conv2DBackpropInput on wasm matches cpu as the input gradient of D's second conv", async () => {
+  await assertWasmMatchesCpu("D conv 2 input gradient", () => {
+    const x = normal([BATCH, 14, 14, 64], 9) as tf.Tensor4D;
+    const filter = normal([4, 4, 64, 128], 10) as tf.Tensor4D;
+    const r = normal([BATCH, 7, 7, 128], 11);
+    return tf.grad((input: tf.Tensor) =>
+      tf.sum(tf.mul(tf.conv2d(input as tf.Tensor4D, filter, 2, "same"), r))
+    )(x);
+  });
+});
+
+Deno.test("Conv2DBackpropInput on wasm matches cpu for non-square inputs, both phase layouts", async () => {
+  await assertWasmMatchesCpu(
+    "5x3, 16 channels",
+    transposedConv([3, 5, 3, 6], [4, 4, 16, 6], [3, 10, 6, 16], 2),
+  );
+  await assertWasmMatchesCpu("5x3, 3 channels", transposedConv([3, 5, 3, 6], [4, 4, 3, 6], [3, 10, 6, 3], 2));
+});
+
+Deno.test("Conv2DBackpropInput on wasm still matches cpu where it falls back to wasm's own kernel", async () => {
+  await assertWasmMatchesCpu("stride 1", transposedConv([2, 6, 6, 4], [4, 4, 5, 4], [2, 6, 6, 5], 1));
+  await assertWasmMatchesCpu("kernel 3", transposedConv([2, 6, 6, 4], [3, 3, 5, 4], [2, 12, 12, 5], 2));
+  await assertWasmMatchesCpu("valid", transposedConv([2, 6, 6, 4], [4, 4, 5, 4], [2, 14, 14, 5], 2, "valid"));
 });

@@ -3,7 +3,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { Rng } from "../rng.ts";
 import { assertClose, assertEquals, assertThrows } from "../testing.ts";
-import { discriminatorForward, generatorForward, oneHotLabels } from "./forward.ts";
+import { discriminatorForward, generatorForward, oneHotLabels, trainingParts } from "./forward.ts";
 import { buildDiscriminator, buildGenerator, setLayersWeights } from "./layers.ts";
 import {
   CDCGAN_G_LAYERS,
@@ -207,3 +207,38 @@ Deno.test("oneHotLabels() makes float32 one-hot rows and rejects labels outside 
   assertThrows(() => oneHotLabels([1, -1]), RangeError, "value at 1 is -1");
   assertThrows(() => oneHotLabels([0.5]), RangeError, "value at 0 is 0.5");
 });
+
+for (const model of MODEL_NAMES) {
+  Deno.test(`trainingParts() tiles the trainable vector, and the forward passes take it like the whole weights (${model})`, () => {
+    const specs = modelSpecs(model, LATENT_DIM);
+    for (const net of ["generator", "discriminator"] as const) {
+      const parts = trainingParts(specs, net);
+      let offset = 0;
+      for (const p of parts) {
+        assertEquals(p.offset, offset, `${p.name} starts where the previous part ends`);
+        assertEquals(p.size, p.shape.reduce((a, b) => a * b, 1), `${p.name} size`);
+        offset += p.size;
+      }
+      assertEquals(offset, specs[net].trainableSize, `${net} parts cover the trainable vector`);
+    }
+    assertEquals(trainingParts(specs, "generator").length, trainableParams(specs.generator).length + 1);
+    tf.tidy(() => {
+      const rng = new Rng(3);
+      const g = perturbedWeights(specs.generator, 1);
+      const d = perturbedWeights(specs.discriminator, 2);
+      const asParts = (net: "generator" | "discriminator", w: NetWeights) =>
+        trainingParts(specs, net).map((p) =>
+          tf.tensor(w.trainable.slice(p.offset, p.offset + p.size), p.shape)
+        );
+      const z = tf.tensor2d(rng.fillNormal(new Float32Array(BATCH * LATENT_DIM)), [BATCH, LATENT_DIM]);
+      const labels = oneHotLabels(labelsOf(rng, BATCH));
+      const mode = { training: true } as const;
+      const images = generatorForward(specs, paramTensors(specs.generator, g), z, labels, mode).images;
+      const fromParts = generatorForward(specs, asParts("generator", g), z, labels, mode).images;
+      assertClose(fromParts.dataSync(), images.dataSync(), TOLERANCE, "generator");
+      const logits = discriminatorForward(specs, paramTensors(specs.discriminator, d), images, labels);
+      const logitsFromParts = discriminatorForward(specs, asParts("discriminator", d), images, labels);
+      assertClose(logitsFromParts.dataSync(), logits.dataSync(), TOLERANCE, "discriminator");
+    });
+  });
+}
