@@ -4,6 +4,7 @@
  * need, and `http://` would need a server.
  */
 import * as tf from "@tensorflow/tfjs-core";
+import * as tfl from "@tensorflow/tfjs-layers";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import { errorMessage, GantryError } from "../shared/errors.ts";
 
@@ -60,4 +61,14 @@ export function fileLoadHandler(modelJsonPath: string): tf.io.IOHandler {
       });
     },
   };
+}
+
+/** Loads the Layers model of a model.json on disk; any failure is an E_CHECKPOINT naming the file. */
+export async function loadLayersModelFile(modelJsonPath: string): Promise<tfl.LayersModel> {
+  try {
+    return await tfl.loadLayersModel(fileLoadHandler(modelJsonPath));
+  } catch (error) {
+    if (error instanceof GantryError) throw error;
+    throw checkpointError(`${modelJsonPath}: TF.js cannot load it: ${errorMessage(error)}`);
+  }
 }

@@ -9,9 +9,9 @@ import { pathExists } from "../shared/files.ts";
 import * as tfl from "@tensorflow/tfjs-layers";
 import { join } from "node:path";
 import { latestCheckpointDir } from "../coordinator/checkpoint.ts";
-import { errorMessage, GantryError } from "../shared/errors.ts";
+import { GantryError } from "../shared/errors.ts";
 import { IMAGE_CHANNELS, IMAGE_SIDE } from "../shared/models/specs.ts";
-import { fileLoadHandler } from "./file_handler.ts";
+import { loadLayersModelFile } from "./file_handler.ts";
 
 const CHECKPOINTS_FOLDER = "checkpoints";
 const GENERATOR_FOLDER = "generator";
@@ -103,13 +103,7 @@ function checkGenerator(model: tfl.LayersModel, source: string): number {
 /** Loads the generator of a checkpoint folder (`step-N/`); the caller disposes `model`. */
 export async function loadGeneratorFrom(checkpointDir: string): Promise<LoadedGenerator> {
   const modelJson = join(checkpointDir, GENERATOR_FOLDER, MODEL_JSON);
-  let model: tfl.LayersModel;
-  try {
-    model = await tfl.loadLayersModel(fileLoadHandler(modelJson));
-  } catch (error) {
-    if (error instanceof GantryError) throw error;
-    throw new GantryError("E_CHECKPOINT", `${modelJson}: TF.js cannot load it: ${errorMessage(error)}`);
-  }
+  const model = await loadLayersModelFile(modelJson);
   try {
     return { model, checkpointDir, latentDim: checkGenerator(model, modelJson) };
   } catch (error) {

@@ -3,8 +3,7 @@
  * rather than a place in config/options.ts; errors follow the same shape: GantryError("E_CONFIG") naming
  * the flag and the value at fault.
  */
-import { parseArgs } from "node:util";
-import { GantryError } from "../shared/errors.ts";
+import { configError, flagError as fail, integerFlag, parseToolFlags } from "../config/tool_flags.ts";
 import { NUM_CLASSES } from "../shared/models/specs.ts";
 
 /** Samples per row when --count is absent: a 10x10 grid like the run's own sample grids. */
@@ -55,23 +54,6 @@ const FLAGS = {
   help: { type: "boolean" },
 } as const;
 
-function configError(message: string): GantryError {
-  return new GantryError("E_CONFIG", message);
-}
-
-function fail(flag: string, what: string, raw: string): GantryError {
-  return configError(`--${flag} ${what}: current value is ${JSON.stringify(raw)}`);
-}
-
-/** A decimal integer in [min, max]; only digits, so "1e3", "0x10" and "" are rejected rather than guessed. */
-function integerFlag(flag: string, raw: string, min: number, max: number): number {
-  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw fail(flag, `must be an integer from ${min} to ${max}`, raw);
-  }
-  return n;
-}
-
 function labelsFlag(raw: string): number[] {
   const parts = raw.split(",").map((p) => p.trim());
   const digit = new RegExp(`^[0-${NUM_CLASSES - 1}]$`);
@@ -88,34 +70,9 @@ function requiredFlag(flag: string, value: string | undefined, meaning: string):
   return value;
 }
 
-/**
- * `--flag -3` becomes `--flag=-3`: parseArgs would read "-3" as another flag and report an ambiguity, where
- * the useful message is the flag's own range check on the value.
- */
-function joinNegativeValues(args: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i].startsWith("--") ? args[i].slice(2) : "";
-    const next = args[i + 1];
-    const takesValue = Object.hasOwn(FLAGS, flag) && FLAGS[flag as keyof typeof FLAGS].type === "string";
-    if (takesValue && next !== undefined && /^-\d/.test(next)) {
-      out.push(`${args[i]}=${next}`);
-      i++;
-    } else out.push(args[i]);
-  }
-  return out;
-}
-
 /** Parses the flags; returns "help" for --help, or throws GantryError("E_CONFIG") naming the bad flag. */
 export function parseGenerateArgs(args: string[]): GenerateOptions | "help" {
-  let values;
-  try {
-    values =
-      parseArgs({ args: joinNegativeValues(args), options: FLAGS, strict: true, allowPositionals: false })
-        .values;
-  } catch (error) {
-    throw configError(`${(error as Error).message} (see --help)`);
-  }
+  const values = parseToolFlags(args, FLAGS);
   if (values.help) return "help";
   const checkpoint = requiredFlag(
     "checkpoint",
