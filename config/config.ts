@@ -24,11 +24,25 @@ export interface Config {
   resume?: string;
   checkpointEvery?: number;
   keepCheckpoints: number;
+  /** --eval-every: measure the generator with a classifier every N epochs (evaluate/). */
+  evalEvery?: number;
+  evalCount: number;
+  evalClassifier?: string;
   progress: "auto" | "bar" | "lines" | "none";
   progressIntervalMs: number;
   host: string;
   port: number;
+  dashboard: boolean;
+  dashboardMaxClients: number;
+  dashboardMaxPoints: number;
   workers?: number;
+  minWorkers: number;
+  token?: string;
+  wire: "float32" | "float16";
+  balance: boolean;
+  trace?: string;
+  compute: "real" | "simulated";
+  stepMs: number;
   /** Worker only. */
   coordinator: string;
   gpu?: number;
@@ -36,6 +50,10 @@ export interface Config {
   threads?: number;
   connectTimeoutMs: number;
   connectRetryMs: number;
+  reconnectTimeoutMs: number;
+  reconnectBackoffMaxMs: number;
+  maxPendingConnections: number;
+  workerHistory: number;
   joinTimeoutMs: number;
   handshakeTimeoutMs: number;
   stepTimeoutMs: number;

@@ -149,12 +149,48 @@ function validate(config: Config): void {
         `${config.heartbeatTimeoutMs} and ${config.heartbeatIntervalMs}`,
     );
   }
+  if (config.host !== undefined && !isLoopback(config.host) && !config.token) {
+    throw configError(
+      `--host ${config.host} is reachable from other machines: set a shared secret with --token or the ` +
+        `GANTRY_TOKEN environment variable (workers must present it), or listen on 127.0.0.1`,
+    );
+  }
+  if (config.minWorkers !== undefined && config.workers !== undefined && config.minWorkers > config.workers) {
+    throw configError(
+      `--min-workers must be <= --workers: current values are ${config.minWorkers} and ${config.workers}`,
+    );
+  }
   if (config.coordinator !== undefined && !/^wss?:\/\/[^/]+/.test(config.coordinator)) {
     throw configError(
       `--coordinator must be a ws:// or wss:// URL: current value is "${config.coordinator}"`,
     );
   }
 }
+
+/** Addresses only this machine can reach: listening there needs no token. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** The token from GANTRY_TOKEN, so that it need not appear on command lines (ps shows those). */
+function environment(role: Role): Partial<Config> {
+  if (!OPTIONS.token.roles.includes(role)) return {};
+  let token: string | undefined;
+  try {
+    token = Deno.env.get(TOKEN_VARIABLE);
+  } catch {
+    return {}; // no --allow-env: the flag is the only way in
+  }
+  return token ? { token } : {};
+}
+
+export const TOKEN_VARIABLE = "GANTRY_TOKEN";
+
+/**
+ * Set by `deno task train` for its workers: Ctrl-C in a terminal reaches every process of the group, but it is
+ * the coordinator's to handle: it finishes the step in flight with its workers, checkpoints, then stops them.
+ */
+export const SUPERVISED_VARIABLE = "GANTRY_SUPERVISED";
 
 /**
  * Builds a role's configuration from defaults < `base` < `--config FILE` < flags. `base` is a resumed run's
@@ -163,7 +199,7 @@ function validate(config: Config): void {
 export function loadConfig(role: Role, args: string[], base: Partial<Config> = {}): Config {
   const flags = parseFlags(role, args);
   const file = typeof flags.config === "string" ? readConfigFile(flags.config, role) : {};
-  const config = { ...defaults(role), ...base, ...file, ...flags } as Config;
+  const config = { ...defaults(role), ...environment(role), ...base, ...file, ...flags } as Config;
   validate(config);
   return config;
 }

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "../shared/testing.ts";
 import { GantryError } from "../shared/errors.ts";
-import { helpText, loadConfig, toFlags } from "./load.ts";
+import { helpText, isLoopback, loadConfig, toFlags, TOKEN_VARIABLE } from "./load.ts";
 
 Deno.test("loadConfig() gives MODEL.md's defaults when no flag is set", () => {
   const config = loadConfig("coordinator", []);
@@ -103,4 +103,27 @@ Deno.test("helpText() lists every flag of a role with its default", () => {
   const text = helpText("coordinator");
   assert(text.includes("--batch-size") && text.includes("[default: 128]"));
   assert(!text.includes("--gpu"));
+});
+
+Deno.test("listening off loopback needs a token; GANTRY_TOKEN gives it, and a flag overrides the variable", () => {
+  assertThrows(() => loadConfig("coordinator", ["--host", "0.0.0.0"]), GantryError, "--host 0.0.0.0");
+  assertEquals(loadConfig("coordinator", ["--host", "0.0.0.0", "--token", "s3cret"]).token, "s3cret");
+  assertEquals(loadConfig("coordinator", ["--host", "127.0.0.2"]).token, undefined);
+  Deno.env.set(TOKEN_VARIABLE, "from-env");
+  try {
+    assertEquals(loadConfig("coordinator", ["--host", "0.0.0.0"]).token, "from-env");
+    assertEquals(loadConfig("worker", []).token, "from-env");
+    assertEquals(loadConfig("worker", ["--token", "flag"]).token, "flag");
+  } finally {
+    Deno.env.delete(TOKEN_VARIABLE);
+  }
+  assert(isLoopback("localhost") && isLoopback("::1") && !isLoopback("10.0.0.1"), "loopback names");
+});
+
+Deno.test("--min-workers may not exceed --workers", () => {
+  assertThrows(
+    () => loadConfig("coordinator", ["--workers", "2", "--min-workers", "3"]),
+    GantryError,
+    "--min-workers must be <= --workers: current values are 3 and 2",
+  );
 });

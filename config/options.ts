@@ -150,11 +150,32 @@ export const OPTIONS = {
     help: "how many of the newest checkpoints to keep",
     roles: RUN,
   },
+  evalEvery: {
+    flag: "eval-every",
+    kind: { type: "integer", min: 1 },
+    help: "measure the generator every N epochs and at the end (deno task evaluate's metrics) into " +
+      "metrics.jsonl and losses.png",
+    roles: RUN,
+  },
+  evalCount: {
+    flag: "eval-count",
+    kind: { type: "integer", min: 1, max: 10000 },
+    default: 100,
+    help: "--eval-every: samples per label",
+    roles: RUN,
+  },
+  evalClassifier: {
+    flag: "eval-classifier",
+    kind: { type: "string" },
+    help: "--eval-every: classifier folder (default .cache/classifier/DATASET, made by deno task evaluate " +
+      "--train-classifier)",
+    roles: RUN,
+  },
   progress: {
     flag: "progress",
     kind: { type: "enum", values: ["auto", "bar", "lines", "none"] },
     default: "auto",
-    help: "terminal progress: a live line on a TTY, periodic lines otherwise",
+    help: "terminal progress: a bar per epoch on a TTY, periodic lines otherwise",
     roles: RUN,
   },
   progressIntervalMs: {
@@ -179,11 +200,82 @@ export const OPTIONS = {
     help: "port to listen on (0 picks a free one and prints it)",
     roles: RUN,
   },
+  dashboard: {
+    flag: "dashboard",
+    kind: { type: "boolean" },
+    default: true,
+    help: "serve a read-only web dashboard of the run on the same host and port (http://HOST:PORT/)",
+    roles: RUN,
+  },
+  dashboardMaxClients: {
+    flag: "dashboard-max-clients",
+    kind: { type: "integer", min: 1, max: 1000 },
+    default: 16,
+    help: "dashboard pages followed live at once; more get 503",
+    roles: RUN,
+  },
+  dashboardMaxPoints: {
+    flag: "dashboard-max-points",
+    kind: { type: "integer", min: 100, max: 10000000 },
+    default: 20000,
+    help: "steps the dashboard keeps for its charts; past that it keeps every other one",
+    roles: RUN,
+  },
   workers: {
     flag: "workers",
     kind: { type: "integer", min: 1, max: 256 },
     help: "workers to wait for (coordinator: default 1; train: one per GPU, else one per core)",
     roles: RUN,
+  },
+  minWorkers: {
+    flag: "min-workers",
+    kind: { type: "integer", min: 1, max: 256 },
+    default: 1,
+    help: "below this many live workers training pauses; after --join-timeout-ms it checkpoints and exits",
+    roles: RUN,
+  },
+  token: {
+    flag: "token",
+    kind: { type: "string" },
+    help: "shared secret workers (and the dashboard) must present; also GANTRY_TOKEN; required off loopback",
+    roles: ALL,
+  },
+  // Speed (issue 7): the wire format, balancing, tracing, simulated compute.
+  wire: {
+    flag: "wire",
+    kind: { type: "enum", values: ["float32", "float16"] },
+    default: "float32",
+    help: "how gradients and weights travel; master weights and Adam stay float32 (float16: half the bytes)",
+    roles: RUN,
+  },
+  balance: {
+    flag: "balance",
+    kind: { type: "boolean" },
+    default: false,
+    help: "shard each batch in proportion to each worker's measured speed (same update: sums / global batch)",
+    roles: RUN,
+  },
+  trace: {
+    flag: "trace",
+    kind: { type: "string" },
+    help:
+      "write a Chrome trace (chrome://tracing, Perfetto) of every phase of every process to this JSON file",
+    roles: RUN,
+  },
+  compute: {
+    flag: "compute",
+    kind: { type: "enum", values: ["real", "simulated"] },
+    default: "real",
+    help:
+      "worker: simulated skips the math and answers with gradient-sized zeros after --step-ms (benchmarks)",
+    roles: WORKER,
+  },
+  stepMs: {
+    flag: "step-ms",
+    kind: { type: "number", min: 0, max: 600000 },
+    default: 5,
+    help: "worker: with --compute simulated, the compute time of one step (split evenly over D and G)",
+    roles: WORKER,
   },
   // The worker.
   coordinator: {
@@ -227,11 +319,39 @@ export const OPTIONS = {
     help: "worker: pause between connection attempts",
     roles: WORKER,
   },
+  reconnectTimeoutMs: {
+    flag: "reconnect-timeout-ms",
+    kind: { type: "integer", min: 0 },
+    default: 60000,
+    help: "worker: how long to retry, with backoff, after losing the coordinator (0: exit at once)",
+    roles: WORKER,
+  },
+  reconnectBackoffMaxMs: {
+    flag: "reconnect-backoff-max-ms",
+    kind: { type: "integer", min: 1 },
+    default: 5000,
+    help: "worker: longest pause between reconnection attempts (doubling from --connect-retry-ms)",
+    roles: WORKER,
+  },
   joinTimeoutMs: {
     flag: "join-timeout-ms",
     kind: { type: "integer", min: 1 },
     default: 300000,
-    help: "coordinator: how long to wait for --workers workers",
+    help: "coordinator: how long to wait for --workers workers at start, or --min-workers when paused",
+    roles: RUN,
+  },
+  maxPendingConnections: {
+    flag: "max-pending-connections",
+    kind: { type: "integer", min: 1, max: 100000 },
+    default: 64,
+    help: "connections allowed to be waiting for their hello at once; more are refused",
+    roles: RUN,
+  },
+  workerHistory: {
+    flag: "worker-history",
+    kind: { type: "integer", min: 0, max: 100000 },
+    default: 64,
+    help: "departed workers remembered (config.json, dashboard); older ones are forgotten",
     roles: RUN,
   },
   handshakeTimeoutMs: {
@@ -259,14 +379,14 @@ export const OPTIONS = {
     flag: "heartbeat-interval-ms",
     kind: { type: "integer", min: 1 },
     default: 5000,
-    help: "ping interval on every connection",
+    help: "heartbeat interval on every connection, both ways (workers adopt the coordinator's)",
     roles: ALL,
   },
   heartbeatTimeoutMs: {
     flag: "heartbeat-timeout-ms",
     kind: { type: "integer", min: 1 },
     default: 30000,
-    help: "a peer silent this long is dropped",
+    help: "a worker silent this long is dropped; a coordinator silent this long is reconnected to",
     roles: ALL,
   },
   maxFrameBytes: {

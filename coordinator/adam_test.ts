@@ -40,3 +40,22 @@ Deno.test("Adam.restore() continues exactly where state() left off", () => {
   b.apply(pb, g);
   assertEquals(Array.from(pb), Array.from(pa));
 });
+
+Deno.test("Adam.stage() changes nothing until commit(); discard() leaves the optimizer as it was", () => {
+  const settings = { lr: 0.01, beta1: 0.5, beta2: 0.999, epsilon: 1e-7 };
+  const staged = new Adam(2, settings);
+  const direct = new Adam(2, settings);
+  const p = new Float32Array([1, -2]);
+  const q = p.slice();
+  const out = new Float32Array(2);
+  staged.stage(p, new Float32Array([9, 9]), out);
+  staged.discard();
+  assertEquals([staged.step, [...staged.m], [...p]], [0, [0, 0], [1, -2]]);
+  staged.stage(p, new Float32Array([0.5, -1]), out);
+  assertEquals(staged.step, 0);
+  staged.commit();
+  direct.apply(q, new Float32Array([0.5, -1]));
+  assertEquals([staged.step, [...out], [...staged.m], [...staged.v]], [1, [...q], [...direct.m], [
+    ...direct.v,
+  ]]);
+});

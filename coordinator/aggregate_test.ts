@@ -1,6 +1,6 @@
 import { assertClose, assertEquals } from "../shared/testing.ts";
 import type { ResultMessage } from "../shared/protocol.ts";
-import { aggregateGradients, shardSizes, sumBatchNormSums } from "./aggregate.ts";
+import { aggregateGradients, balancedShardSizes, shardSizes, sumBatchNormSums } from "./aggregate.ts";
 
 function result(count: number, grads: number[], lossSum: number, bn?: number[]): ResultMessage {
   return {
@@ -37,4 +37,64 @@ Deno.test("shardSizes() splits a batch as evenly as possible and never makes an 
   assertEquals(shardSizes(10, 3), [4, 3, 3]);
   assertEquals(shardSizes(2, 4), [1, 1]);
   assertEquals(shardSizes(7, 1), [7]);
+});
+
+Deno.test("aggregateGradients() sums any number of shards in fused passes, float16 ones by their gradScale", () => {
+  const size = 5;
+  const results: ResultMessage[] = [];
+  const expected = new Float64Array(size);
+  let count = 0;
+  for (let k = 0; k < 6; k++) {
+    const n = k + 1;
+    count += n;
+    const sum = Array.from({ length: size }, (_, i) => (k + 1) * (i - 2) * 0.5);
+    sum.forEach((v, i) => expected[i] += v);
+    const r = result(n, sum, n);
+    if (k % 2 === 1) {
+      // As a float16 worker sends it: the sum scaled by 2^3 into float16, with gradScale 1/8 to undo it.
+      r.grads = new Float16Array(sum.map((v) => v * 8));
+      r.gradScale = 1 / 8;
+    }
+    results.push(r);
+  }
+  const out = new Float32Array(size).fill(123);
+  const totals = aggregateGradients(results, out);
+  assertEquals(totals.count, count);
+  assertClose(out, Array.from(expected, (v) => v / count), 1e-6, "mean over 6 shards");
+  assertEquals(totals.maxComputeMs, 6);
+});
+
+Deno.test("balancedShardSizes() splits in proportion to speed, sums to the batch and leaves no shard empty", () => {
+  assertEquals(balancedShardSizes(64, [100, 300]), [17, 47]);
+  assertEquals(balancedShardSizes(64, [200, 200]), [32, 32]);
+  assertEquals(balancedShardSizes(10, [0, 0, 0]), [4, 3, 3], "no speeds yet: even");
+  assertEquals(balancedShardSizes(3, [1, 1000, 1]), [1, 1, 1]);
+  for (const speeds of [[1, 2, 3], [5, 0, 7], [1e-3, 1e6], [3, 3, 3, 3, 3]]) {
+    for (const batch of [speeds.length, 7, 64, 1000]) {
+      const sizes = balancedShardSizes(batch, speeds);
+      assertEquals(sizes.reduce((a, b) => a + b, 0), batch, `sum for ${speeds} / ${batch}`);
+      assertEquals(sizes.every((s) => s >= 1), true, `no empty shard for ${speeds} / ${batch}`);
+    }
+  }
+});
+
+Deno.test("aggregateGradients() of float16 shards only (--wire float16) is the scaled sum over the global batch", () => {
+  for (const workers of [1, 2, 3, 4]) {
+    const results = Array.from({ length: workers }, (_, k) => {
+      const r = result(2, [0], 0);
+      r.grads = new Float16Array([k + 1, -(k + 1) * 2, 0.5]);
+      r.gradScale = 2 ** -k;
+      return r;
+    });
+    const out = new Float32Array(3);
+    aggregateGradients(results, out);
+    let a = 0;
+    for (let k = 0; k < workers; k++) a += (k + 1) * 2 ** -k;
+    assertClose(
+      out,
+      [a / (2 * workers), -2 * a / (2 * workers), 0.5 * (2 - 2 ** -(workers - 1)) / (2 * workers)],
+      1e-6,
+      `${workers} workers`,
+    );
+  }
 });

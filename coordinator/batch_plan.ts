@@ -80,6 +80,20 @@ export class BatchPlan {
     this.#order = this.#rng.permutation(this.dataset.count);
   }
 
+  /** A cheap undo point (no copy of the permutation, which is replaced, never changed): call it to go back. */
+  mark(): () => void {
+    const { epoch, step, position } = this;
+    const order = this.#order;
+    const rng = this.#rng.state();
+    return () => {
+      this.epoch = epoch;
+      this.step = step;
+      this.position = position;
+      this.#order = order;
+      this.#rng = new Rng(rng);
+    };
+  }
+
   state(): ClockState {
     return {
       epoch: this.epoch,

@@ -23,7 +23,7 @@ export interface TrainingState {
 }
 
 /** Saves a Layers model's artifacts as model.json + weights.bin in `dir`. */
-async function saveLayersModel(model: tf.LayersModel, dir: string): Promise<void> {
+export async function saveLayersModel(model: tf.LayersModel, dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   await model.save(tf.io.withSaveHandler(async (artifacts) => {
     const weights = new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts.weightData!));

@@ -15,12 +15,17 @@ import { loadCheckpoint } from "./checkpoint.ts";
 import { planResume } from "./resume.ts";
 import { IMAGE_PIXELS, loadDataset } from "../shared/data/dataset.ts";
 import { ProgressLine } from "./progress.ts";
+import { createDashboard, dashboardUrl } from "./dashboard/dashboard.ts";
 import { defaultRunDir, RunRecorder } from "./recorder.ts";
 import { WorkerRegistry } from "./registry.ts";
 import { CoordinatorServer } from "./server.ts";
 import { SEED_STREAMS, Trainer } from "./trainer.ts";
+import { Trace } from "../shared/trace.ts";
+import { EpochEvaluator, evaluationHook } from "../evaluate/epoch.ts";
 
 export const GANTRY_VERSION = "0.1.0";
+/** Interrupts closer together than this are one Ctrl-C (delivered by the terminal and by the launcher). */
+const ONE_PRESS_MS = 1000;
 /** Room for msgpack headers and small fields around the arrays of the largest frame. */
 const FRAME_HEADROOM_BYTES = 64 * 1024;
 
@@ -51,14 +56,23 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
     examples: config.examples,
   });
   const specs = modelSpecs(config.model, config.latentDim);
+  // Loaded before anything starts, so that a missing classifier fails the run at once.
+  const evaluator = config.evalEvery === undefined ? null : await EpochEvaluator.open({
+    every: config.evalEvery,
+    count: config.evalCount,
+    dataset: config.dataset,
+    classifierDir: config.evalClassifier,
+    latentDim: config.latentDim,
+  });
   const out = config.out ?? defaultRunDir();
   const checkpoint = resume?.checkpointDir ? await loadCheckpoint(resume.checkpointDir, specs) : null;
   const recorder = await RunRecorder.create(out, resume ? (checkpoint?.state.clock.step ?? 0) : undefined);
-  const registry = new WorkerRegistry(log);
+  const registry = new WorkerRegistry(log, config.workerHistory, config.handshakeTimeoutMs);
   const plan = new BatchPlan(dataset, config.batchSize, config.latentDim, config.seed + SEED_STREAMS.batches);
   const maxFrameBytes = config.maxFrameBytes ?? deriveMaxFrameBytes(specs, plan.batchSize);
   const record = () => ({
-    config: { ...config, maxFrameBytes },
+    // The token stays out of every file: config.json and checkpoints may be shared.
+    config: { ...config, token: undefined, maxFrameBytes },
     versions: { gantry: GANTRY_VERSION, deno: Deno.version.deno, tfjs: tf.version.tfjs },
     parameters: {
       generator: specs.generator.trainableSize,
@@ -77,19 +91,33 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
   });
   // config.json is rewritten as workers join; chained so two writes never race.
   let configWrite = recorder.writeConfig(record());
+  const dashboard = config.dashboard ? await createDashboard(config, recorder, registry) : null;
+  dashboard?.hub.setRun({ record: record() });
   const server = await CoordinatorServer.start({
     host: config.host,
     port: config.port,
     maxFrameBytes,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
+    maxPendingConnections: config.maxPendingConnections,
+    ...(config.token ? { token: config.token } : {}),
     sizes: expectedSizes(specs),
-    welcome: { model: config.model, latentDim: config.latentDim, labelSmoothing: config.labelSmoothing },
+    welcome: {
+      model: config.model,
+      latentDim: config.latentDim,
+      labelSmoothing: config.labelSmoothing,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+      wire: config.wire,
+      trace: config.trace !== undefined,
+    },
     currentStep: () => plan.step + 1,
     onJoin: (w) => {
       const b = w.backend;
       const native = b.tfVersion ? ` TensorFlow ${b.tfVersion}` : "";
       log(
-        `worker ${w.id} joined: ${w.name} pid ${w.pid} gpu ${w.gpu ?? "-"} backend ${b.name}${native} ` +
+        `worker ${w.id} joined, from step ${w.joinedAtStep}: ${w.name} pid ${w.pid} gpu ${
+          w.gpu ?? "-"
+        } backend ${b.name}${native} ` +
           `devices ${b.devices.join(",")}${
             b.fallbackReasons.length ? ` (fell back: ${b.fallbackReasons.join("; ")})` : ""
           }`,
@@ -97,28 +125,40 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
       configWrite = configWrite.then(() => recorder.writeConfig(record()));
     },
     log,
+    http: dashboard?.handler,
   }, registry);
   // The launcher and tests read this line to find the port (it may have been picked with --port 0).
   console.log(`gantry coordinator listening on ws://${config.host}:${server.port}`);
+  if (dashboard) console.log(`gantry dashboard at ${dashboardUrl(config.host, server.port)}`);
   log(`run folder ${out}, seed ${config.seed}, waiting for ${config.workers ?? 1} worker(s)`);
 
   const abort = new AbortController();
-  let interrupts = 0;
+  let firstInterrupt = 0;
   const onInterrupt = () => {
-    interrupts++;
-    if (interrupts > 1) Deno.exit(130);
+    // Ctrl-C in a terminal reaches every process of the group, and `deno task train` forwards it as well: two
+    // signals close together are one press.
+    if (firstInterrupt && performance.now() - firstInterrupt > ONE_PRESS_MS) Deno.exit(130);
+    if (firstInterrupt) return;
+    firstInterrupt = performance.now();
     log("interrupted: finishing the step in flight, then checkpointing (Ctrl-C again to quit at once)");
     abort.abort();
   };
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onInterrupt);
 
+  const stopHeartbeats = registry.startHeartbeats(config.heartbeatIntervalMs, config.heartbeatTimeoutMs);
   const sampler = new StepComputer(specs, config.labelSmoothing);
+  const trace = config.trace === undefined ? undefined : new Trace();
+  trace?.nameProcess(0, "coordinator");
   let code = 1;
   try {
     await registry.waitForLive(config.workers ?? 1, config.joinTimeoutMs, abort.signal);
-    progress = new ProgressLine(config.progress, config.progressIntervalMs);
-    const trainer = new Trainer({
+    progress = new ProgressLine({
+      mode: config.progress,
+      intervalMs: config.progressIntervalMs,
+      stepsPerEpoch: plan.stepsPerEpoch,
+    });
+    const trainer: Trainer = new Trainer({
       config,
       specs,
       plan,
@@ -130,8 +170,26 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
       signal: abort.signal,
       record: record(),
       resumeFrom: checkpoint?.state,
+      trace,
+      evaluateEpoch: evaluator
+        ? evaluationHook(evaluator, {
+          sampler,
+          generator: () => trainer.generator,
+          recorder,
+          log,
+          latentDim: config.latentDim,
+        })
+        : undefined,
     });
     if (checkpoint) log(`resuming from ${checkpoint.dir} at step ${checkpoint.state.clock.step}`);
+    dashboard?.hub.setRun({
+      status: "training",
+      epochs: config.epochs,
+      totalSteps: trainer.totalSteps,
+      stepsPerEpoch: plan.stepsPerEpoch,
+      batchSize: plan.batchSize,
+      record: record(),
+    });
     code = await trainer.run();
     log(
       code === 0
@@ -142,10 +200,22 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
     log(`training failed: ${errorMessage(error)}`);
     code = error instanceof GantryError && error.code === "E_TIMEOUT" ? 3 : 1;
   } finally {
+    progress?.close();
+    stopHeartbeats();
     registry.stopAll(code === 0 ? "training finished" : "training stopped", code === 0 ? 0 : 1);
     await configWrite.then(() => recorder.writeConfig(record()));
+    if (trace && config.trace) {
+      await trace.write(config.trace);
+      log(`trace of ${trace.events.length} events in ${config.trace} (open in chrome://tracing or Perfetto)`);
+    }
     sampler.dispose();
+    evaluator?.dispose();
     recorder.close();
+    dashboard?.hub.setRun({
+      status: code === 0 ? "finished" : code === 130 ? "stopped" : "failed",
+      message: code === 0 ? `${plan.step} steps` : `exit ${code}`,
+    });
+    dashboard?.hub.close();
     await server.close();
     Deno.removeSignalListener("SIGINT", onInterrupt);
     Deno.removeSignalListener("SIGTERM", onInterrupt);

@@ -5,7 +5,8 @@
  * Top panel: lossD and lossG per step, every step as a thin faint line and a debiased exponential moving
  * average (as TensorBoard smooths) as a bold line. Bottom panel: mean D(x) on the real images and mean
  * D(G(z)) during D's update, drawn the same way on a fixed 0..1 axis. Both panels share the step axis and
- * mark the epoch boundaries.
+ * mark the epoch boundaries. With --eval-every, a third panel shows the generator's conditional accuracy and
+ * Fréchet distance at each evaluation (evaluate/epoch.ts).
  */
 import { join } from "node:path";
 import * as vega from "vega";
@@ -26,7 +27,17 @@ export interface MetricLike {
   dFakeD?: number;
 }
 
+/** An --eval-every evaluation of the generator (a `"type": "evaluation"` line of metrics.jsonl). */
+export interface EvaluationPoint {
+  step: number;
+  epoch: number;
+  conditionalAccuracy: number;
+  frechetDistance: number;
+}
+
 export interface LossPlotOptions {
+  /** Drawn in a third panel when there are any. */
+  evaluations?: EvaluationPoint[];
   /**
    * Marks an epoch boundary after every `stepsPerEpoch` steps (steps count from 1). When absent, the
    * boundaries are where the lines' `epoch` field changes, and there are none if they carry no epoch.
@@ -79,6 +90,9 @@ const SYSTEM_FONT_DIR = "/usr/share/fonts/truetype/dejavu";
 
 export const LOSS_TITLE = "Losses per step";
 export const OUTPUT_TITLE = "Discriminator outputs per step";
+export const EVALUATION_TITLE = "Generated digits, measured by a classifier trained on real ones";
+const ACCURACY_COLOR = "#9467bd";
+const DISTANCE_COLOR = "#8c564b";
 
 interface Series {
   key: "lossD" | "lossG" | "dReal" | "dFakeD";
@@ -346,6 +360,54 @@ function epochLayers(id: string, x: Layer, marks: EpochMark[], withLabels: boole
   return [rules, labels];
 }
 
+/** Conditional accuracy (left axis) and Fréchet distance (right axis) at each evaluation. */
+function evaluationPanel(evaluations: EvaluationPoint[], x: Layer): Layer {
+  const values = evaluations.filter((e) => Number.isFinite(e.step));
+  const line = (field: keyof EvaluationPoint, color: string, dash: number[]) => ({
+    name: `evaluation_${field}`,
+    data: { values },
+    mark: { type: "line", color, strokeWidth: 2, strokeDash: dash, point: { size: 30, color } },
+  });
+  return {
+    title: {
+      text: EVALUATION_TITLE,
+      subtitle: "solid: samples classified as the label they were drawn for (left axis); dashed: Fréchet " +
+        "distance of the classifier's features to the real test set (right axis, lower is better)",
+    },
+    width: PANEL_WIDTH,
+    height: PANEL_HEIGHT,
+    layer: [
+      {
+        ...line("conditionalAccuracy", ACCURACY_COLOR, []),
+        encoding: {
+          x,
+          y: {
+            field: "conditionalAccuracy",
+            type: "quantitative",
+            title: "conditional accuracy",
+            scale: { domain: [0, 1] },
+            axis: { format: "%", titleColor: ACCURACY_COLOR },
+          },
+        },
+      },
+      {
+        ...line("frechetDistance", DISTANCE_COLOR, [6, 3]),
+        encoding: {
+          x,
+          y: {
+            field: "frechetDistance",
+            type: "quantitative",
+            title: "Fréchet distance",
+            scale: { zero: true },
+            axis: { orient: "right", titleColor: DISTANCE_COLOR },
+          },
+        },
+      },
+    ],
+    resolve: { scale: { y: "independent" } },
+  };
+}
+
 function buildSpec(metrics: MetricLike[], opts: LossPlotOptions): TopLevelSpec {
   const rows = latestPerStep(metrics);
   const first = rows[0].step;
@@ -419,6 +481,7 @@ function buildSpec(metrics: MetricLike[], opts: LossPlotOptions): TopLevelSpec {
         x,
         withDots,
       ),
+      ...(opts.evaluations?.length ? [evaluationPanel(opts.evaluations, x)] : []),
     ],
     // Each panel has its own series and so its own legend; the step axis is common to both.
     resolve: { scale: { x: "shared", color: "independent" } },
@@ -525,6 +588,8 @@ export async function readMetrics(path: string): Promise<MetricLike[]> {
     if (typeof m !== "object" || m === null || typeof m.step !== "number") {
       throw new GantryError("E_DATA", `${path}:${i + 1} has no numeric "step": ${lines[i].slice(0, 80)}`);
     }
+    // Lines with a `type` are not a step's (--eval-every's evaluations): readEvaluations reads them.
+    if (typeof m.type === "string") continue;
     metrics.push({
       step: m.step,
       epoch: typeof m.epoch === "number" ? m.epoch : undefined,
@@ -537,14 +602,38 @@ export async function readMetrics(path: string): Promise<MetricLike[]> {
   return metrics;
 }
 
+/** The evaluation lines of metrics.jsonl (--eval-every), in step order, the later of a step written twice. */
+export async function readEvaluations(path: string): Promise<EvaluationPoint[]> {
+  const byStep = new Map<number, EvaluationPoint>();
+  for (const line of (await Deno.readTextFile(path)).split("\n")) {
+    if (!line.includes('"evaluation"')) continue;
+    let m;
+    try {
+      m = JSON.parse(line);
+    } catch {
+      continue; // a torn last line; readMetrics names a bad line elsewhere
+    }
+    if (m?.type !== "evaluation" || typeof m.step !== "number") continue;
+    const num = (v: unknown) => (typeof v === "number" ? v : NaN);
+    byStep.set(m.step, {
+      step: m.step,
+      epoch: num(m.epoch),
+      conditionalAccuracy: num(m.conditionalAccuracy),
+      frechetDistance: num(m.frechetDistance),
+    });
+  }
+  return [...byStep.values()].sort((a, b) => a.step - b.step);
+}
+
 /**
  * Reads `runDir`/metrics.jsonl and writes `runDir`/losses.svg and losses.png, each to a temporary name
  * first and renamed over, so that a viewer never shows half a plot. Does nothing while the run has no steps.
  */
 export async function writeLossPlots(runDir: string, opts: LossPlotOptions = {}): Promise<void> {
-  const metrics = await readMetrics(join(runDir, "metrics.jsonl"));
+  const path = join(runDir, "metrics.jsonl");
+  const metrics = await readMetrics(path);
   if (metrics.length === 0) return;
-  const { svg, png } = await renderLossPlot(metrics, opts);
+  const { svg, png } = await renderLossPlot(metrics, { evaluations: await readEvaluations(path), ...opts });
   await writeFileAtomic(join(runDir, "losses.svg"), svg);
   await writeFileAtomic(join(runDir, "losses.png"), png);
 }

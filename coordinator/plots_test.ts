@@ -5,10 +5,12 @@ import { assert, assertEquals, assertRejects } from "../shared/testing.ts";
 import { GantryError } from "../shared/errors.ts";
 import {
   ema,
+  EVALUATION_TITLE,
   LOSS_TITLE,
   MAX_RAW_POINTS,
   type MetricLike,
   OUTPUT_TITLE,
+  readEvaluations,
   readMetrics,
   renderLossPlot,
   strideIndices,
@@ -194,4 +196,42 @@ Deno.test("renderLossPlot() rejects a step that is not a number, with the value"
   const metrics = [{ step: NaN, lossD: 1, lossG: 1 }];
   const error = await assertRejects(() => renderLossPlot(metrics), GantryError, "current value is NaN");
   assertEquals(error.code, "E_DATA");
+});
+
+Deno.test("writeLossPlots() draws --eval-every's evaluations in a third panel, and they are no step of the loss panels", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gantry-plots-" });
+  try {
+    const steps = syntheticMetrics(40, 10).map((m) => JSON.stringify(m));
+    const evaluation = (epoch: number, accuracy: number) =>
+      JSON.stringify({
+        type: "evaluation",
+        epoch,
+        step: epoch * 10,
+        conditionalAccuracy: accuracy,
+        classifierScore: 5,
+        frechetDistance: 100 * (1 - accuracy),
+      });
+    // Each evaluation follows its epoch's last step, as the coordinator writes them.
+    const lines = [...steps.slice(0, 20), evaluation(2, 0.5), ...steps.slice(20), evaluation(4, 0.8)];
+    const path = join(dir, "metrics.jsonl");
+    await Deno.writeTextFile(path, lines.join("\n") + "\n");
+    assertEquals((await readMetrics(path)).length, 40, "evaluation lines are not steps");
+    assertEquals((await readEvaluations(path)).map((e) => [e.step, e.conditionalAccuracy]), [[20, 0.5], [
+      40,
+      0.8,
+    ]]);
+    await writeLossPlots(dir);
+    const svg = await Deno.readTextFile(join(dir, "losses.svg"));
+    assert(svg.includes(EVALUATION_TITLE), "evaluation panel title");
+    for (const name of ["evaluation_conditionalAccuracy", "evaluation_frechetDistance"]) {
+      const line = / d="([^"]*)"/.exec(markGroup(svg, name))?.[1] ?? "";
+      assertEquals(count(line, "L") + 1, 2, `${name}: a line through the 2 evaluations`);
+    }
+    const d = / d="([^"]*)"/.exec(markGroup(svg, "losses_raw"))?.[1] ?? "";
+    assertEquals(count(d, "L") + 1, 40, "one point per step in the loss panel");
+    const { svg: plain } = await renderLossPlot(syntheticMetrics(40, 10));
+    assert(!plain.includes(EVALUATION_TITLE), "no evaluations, no third panel");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -20,6 +20,15 @@ export interface MetricsLine {
   backends: string[];
   stepMs: number;
   computeMs: number;
+  /** Where the step's time went besides compute (ms, D + G phases); see issue 7 and scaling/. */
+  broadcastMs?: number;
+  encodeMs?: number;
+  networkMs?: number;
+  decodeMs?: number;
+  aggregateMs?: number;
+  optimizerMs?: number;
+  /** The G phase's shard sizes, in worker order (uneven under --balance). */
+  shards?: number[];
   /** The coordinator's memory after the step, to see that it stays flat. */
   heapMb: number;
   rssMb: number;
@@ -44,10 +53,17 @@ async function keepMetricsThrough(path: string, step: number): Promise<void> {
   await writeFileAtomic(path, kept.map((l) => l + "\n").join(""));
 }
 
+/** Follows a run as it is recorded (the dashboard): each step's line, and each sample grid once written. */
+export interface RecorderListener {
+  metrics?(line: MetricsLine): void;
+  samples?(epoch: number, path: string): void;
+}
+
 export class RunRecorder {
   readonly dir: string;
   #metrics: Deno.FsFile;
   #encoder = new TextEncoder();
+  #listeners: RecorderListener[] = [];
 
   private constructor(dir: string, metrics: Deno.FsFile) {
     this.dir = dir;
@@ -74,11 +90,25 @@ export class RunRecorder {
   /** One line per step, written through at once so a crash loses at most the step in flight. */
   appendMetrics(line: MetricsLine): void {
     this.#metrics.writeSync(this.#encoder.encode(JSON.stringify(line) + "\n"));
+    for (const listener of this.#listeners) listener.metrics?.(line);
+  }
+
+  /**
+   * A line that is not a step's (an --eval-every evaluation, told apart by its `type`), written the same way;
+   * step listeners do not see it.
+   */
+  appendRecord(line: { type: string; step: number }): void {
+    this.#metrics.writeSync(this.#encoder.encode(JSON.stringify(line) + "\n"));
+  }
+
+  listen(listener: RecorderListener): void {
+    this.#listeners.push(listener);
   }
 
   async writeSamples(epoch: number, png: Uint8Array): Promise<string> {
     const path = join(this.dir, "samples", `epoch-${String(epoch).padStart(4, "0")}.png`);
     await writeFileAtomic(path, png);
+    for (const listener of this.#listeners) listener.samples?.(epoch, path);
     return path;
   }
 

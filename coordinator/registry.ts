@@ -3,7 +3,7 @@
  *
  *   IDLE ──task──▶ BUSY ──result──▶ IDLE
  *     │              │
- *     └──── close, timeout, bad frame ────▶ GONE      (STOPPED after a clean stop at the end)
+ *     └── close, silence, timeout, bad frame ──▶ GONE      (STOPPED after a clean stop at the end)
  */
 import type { WebSocket } from "ws";
 import { encodeMessage } from "../shared/codec.ts";
@@ -17,6 +17,16 @@ import {
   type TaskMessage,
   type WorkerBackend,
 } from "../shared/protocol.ts";
+
+/**
+ * Starts a closing handshake, and ends the connection outright if the peer has not answered it within
+ * `graceMs`: a peer that never acknowledges would otherwise hold its socket for ws's 30 s close timeout.
+ */
+export function closeFirmly(socket: WebSocket, code: number, reason: string, graceMs: number): void {
+  const timer = setTimeout(() => socket.terminate(), graceMs);
+  socket.once("close", () => clearTimeout(timer));
+  socket.close(code, reason);
+}
 
 export type WorkerState = "IDLE" | "BUSY" | "GONE" | "STOPPED";
 
@@ -42,9 +52,19 @@ export class WorkerHandle {
   generatorVersion = -1;
   discriminatorVersion = -1;
   lastComputeMs = 0;
+  /** The coordinator's time to decode and check this worker's last result, ms. */
+  lastDecodeMs = 0;
+  /** performance.now() when its last result arrived (the end of its network wait). */
+  lastResultAt = 0;
+  /** Images of its shard per second of its compute over its last whole step (D + G), for the dashboard. */
+  imagesPerSec = 0;
+  #stepComputeMs = { step: 0, ms: 0 };
+  /** Date.now() of the last frame from this worker, of any kind: what heartbeats keep fresh. */
+  lastSeen = Date.now();
   #socket: WebSocket;
   #pending: Pending | null = null;
   #onGone: (worker: WorkerHandle) => void;
+  #closeGraceMs: number;
 
   constructor(
     id: number,
@@ -52,7 +72,9 @@ export class WorkerHandle {
     socket: WebSocket,
     joinedAtStep: number,
     onGone: (worker: WorkerHandle) => void,
+    closeGraceMs: number,
   ) {
+    this.#closeGraceMs = closeGraceMs;
     this.id = id;
     this.name = hello.name;
     this.gpu = hello.gpu;
@@ -69,6 +91,21 @@ export class WorkerHandle {
 
   send(message: Message): void {
     this.#socket.send(encodeMessage(message));
+  }
+
+  /**
+   * Sends a weights frame encoded once for all workers (the same bytes to each), and records that this
+   * worker now holds that version. The socket keeps the order: the weights arrive before the next task.
+   */
+  sendWeights(net: Phase, weightsVersion: number, frame: Uint8Array, sent: () => void = () => {}): void {
+    if (!this.live) {
+      sent();
+      return;
+    }
+    if (net === "G") this.generatorVersion = weightsVersion;
+    else this.discriminatorVersion = weightsVersion;
+    // ws writes large frames without copying them: `sent` says when the bytes may be reused.
+    this.#socket.send(frame, () => sent());
   }
 
   /** Sends a task and resolves with its result; rejects when the worker goes away or runs out of time. */
@@ -94,7 +131,9 @@ export class WorkerHandle {
   }
 
   /** A validated result frame from this worker: it must answer the task in flight. */
-  receiveResult(result: ResultMessage): void {
+  receiveResult(result: ResultMessage, decodeMs = 0): void {
+    this.lastDecodeMs = decodeMs;
+    this.lastResultAt = performance.now();
     const pending = this.#pending;
     if (
       !pending || result.step !== pending.step || result.phase !== pending.phase ||
@@ -115,7 +154,22 @@ export class WorkerHandle {
     this.#pending = null;
     this.state = "IDLE";
     this.lastComputeMs = result.computeMs;
+    if (result.step !== this.#stepComputeMs.step) this.#stepComputeMs = { step: result.step, ms: 0 };
+    this.#stepComputeMs.ms += result.computeMs;
+    if (result.phase === "G" && this.#stepComputeMs.ms > 0) {
+      this.imagesPerSec = result.count * 1000 / this.#stepComputeMs.ms;
+    }
     pending.resolve(result);
+  }
+
+  /** Drops this worker when nothing has come from it for `timeoutMs`; true when it was dropped. */
+  dropIfSilent(now: number, timeoutMs: number): boolean {
+    const silentMs = now - this.lastSeen;
+    if (!this.live || silentMs <= timeoutMs) return false;
+    this.drop(
+      new GantryError("E_TIMEOUT", `silent for ${silentMs} ms (over --heartbeat-timeout-ms ${timeoutMs})`),
+    );
+    return true;
   }
 
   /** Ends this worker: tells it why (when the socket is open), closes, fails the task in flight. */
@@ -125,7 +179,7 @@ export class WorkerHandle {
     this.goneReason = `${error.code}: ${error.message}`;
     try {
       this.send({ type: "error", version: PROTOCOL_VERSION, code: error.code, message: error.message });
-      this.#socket.close(error.closeCode, error.code);
+      closeFirmly(this.#socket, error.closeCode, error.code, this.#closeGraceMs);
     } catch {
       // The socket is already closed: nothing left to tell.
     }
@@ -146,7 +200,7 @@ export class WorkerHandle {
     this.state = "STOPPED";
     try {
       this.send({ type: "stop", version: PROTOCOL_VERSION, reason, exitCode });
-      this.#socket.close(1000, "stop");
+      closeFirmly(this.#socket, 1000, "stop", this.#closeGraceMs);
     } catch {
       // Already closed.
     }
@@ -170,13 +224,25 @@ export class WorkerRegistry {
   #nextId = 1;
   #waiters: Array<() => void> = [];
   log: (line: string) => void;
+  /** Departed workers remembered; older ones are forgotten, so joins and leaves cannot grow memory. */
+  readonly history: number;
+  readonly closeGraceMs: number;
 
-  constructor(log: (line: string) => void) {
+  constructor(log: (line: string) => void, history = 64, closeGraceMs = 10_000) {
     this.log = log;
+    this.history = history;
+    this.closeGraceMs = closeGraceMs;
   }
 
   add(hello: HelloMessage, socket: WebSocket, step: number): WorkerHandle {
-    const worker = new WorkerHandle(this.#nextId++, hello, socket, step, (w) => this.#gone(w));
+    const worker = new WorkerHandle(
+      this.#nextId++,
+      hello,
+      socket,
+      step,
+      (w) => this.#gone(w),
+      this.closeGraceMs,
+    );
     this.#workers.set(worker.id, worker);
     this.#wake();
     return worker;
@@ -188,6 +254,40 @@ export class WorkerRegistry {
 
   get live(): WorkerHandle[] {
     return this.all.filter((w) => w.live);
+  }
+
+  /**
+   * The workers that take part in `step`: those that joined before it began. A worker that joins mid-step
+   * starts with the next one, unless nobody else is left to finish this one.
+   */
+  forStep(step: number): WorkerHandle[] {
+    const live = this.live;
+    const joined = live.filter((w) => w.joinedAtStep <= step);
+    return joined.length > 0 ? joined : live;
+  }
+
+  /**
+   * Every `intervalMs`: a heartbeat to each live worker, and the drop of those silent for over `timeoutMs`.
+   * Returns the function that stops it.
+   */
+  startHeartbeats(intervalMs: number, timeoutMs: number): () => void {
+    let lastTick = Date.now();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      // A late tick means this process was busy (a checkpoint, a plot): the frames that came meanwhile are
+      // still queued behind this timer, so judge silence only on the next, punctual tick.
+      const punctual = now - lastTick < 2 * intervalMs;
+      lastTick = now;
+      for (const worker of this.live) {
+        if (punctual && worker.dropIfSilent(now, timeoutMs)) continue;
+        try {
+          worker.send({ type: "heartbeat", version: PROTOCOL_VERSION });
+        } catch {
+          // A socket closing under us: its close event drops the worker.
+        }
+      }
+    }, intervalMs);
+    return () => clearInterval(timer);
   }
 
   /** Resolves with the live workers once there are at least `n`; rejects after `timeoutMs`. */
@@ -224,7 +324,16 @@ export class WorkerRegistry {
     if (worker.state === "GONE") {
       this.log(`worker ${worker.id} (${worker.name}) is gone: ${worker.goneReason}`);
     }
+    this.#forgetOldest();
     this.#wake();
+  }
+
+  #forgetOldest(): void {
+    const departed = this.all.filter((w) => !w.live);
+    // Map order is join order: the first departed are the oldest.
+    for (const worker of departed.slice(0, Math.max(0, departed.length - this.history))) {
+      this.#workers.delete(worker.id);
+    }
   }
 
   #wake(): void {

@@ -11,7 +11,9 @@ import { type Phase, PROTOCOL_VERSION, type ResultMessage, type TaskMessage } fr
 import { Rng } from "../shared/rng.ts";
 import type { StepComputer } from "../shared/step.ts";
 import { Adam } from "./adam.ts";
-import { aggregateGradients, shardSizes, sumBatchNormSums } from "./aggregate.ts";
+import { aggregateGradients, balancedShardSizes, shardSizes, sumBatchNormSums } from "./aggregate.ts";
+import { encodeMessage, type WireFormat } from "../shared/codec.ts";
+import { nowUs, type Trace } from "../shared/trace.ts";
 import { type BatchPlan, shardDraw, type StepDraw } from "./batch_plan.ts";
 import { saveCheckpoint, type TrainingState } from "./checkpoint.ts";
 import { writeLossPlots } from "./plots.ts";
@@ -27,10 +29,32 @@ export const SEED_STREAMS = { weights: 0, batches: 1, sampleNoise: 2 } as const;
 const GRID_SIDE = 10;
 const MB = 1024 * 1024;
 
-/** A phase's results, and the backend of the worker behind each. */
+/** A phase's results, the backend of the worker behind each, and where its time went (ms). */
 interface PhaseRun {
   results: ResultMessage[];
   backends: string[];
+  /** Encoding and sending the weights frames (once for all workers). */
+  broadcastMs: number;
+  /** Encoding and sending the tasks. */
+  encodeMs: number;
+  /** From the last task sent to the last result in (the workers' compute and the network both ways). */
+  waitMs: number;
+  /** The coordinator's decoding and checking of the results (inside waitMs), summed over workers. */
+  decodeMs: number;
+}
+
+/** The process id of the coordinator in a trace; workers are their worker ids (from 1). */
+const TRACE_COORDINATOR_PID = 0;
+/** Under --wire float16, the fields sent as float16 (from coordinator: weights; from workers: gradients). */
+export const FLOAT16_WIRE: WireFormat = { float16: ["values", "grads"] };
+
+/** A step given up before its end (workers gone, or Ctrl-C while paused): the run stops with `exitCode`. */
+class StepAbandoned extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
 }
 
 export interface TrainerParts {
@@ -49,6 +73,10 @@ export interface TrainerParts {
   record: unknown;
   /** A checkpoint's state to continue from (--resume). */
   resumeFrom?: TrainingState;
+  /** Called at each epoch end (and the last step) before the plots are drawn: --eval-every's evaluation. */
+  evaluateEpoch?: (epoch: number, step: number, last: boolean) => Promise<void>;
+  /** --trace: the run's spans, written by the coordinator at its end. */
+  trace?: Trace;
 }
 
 export class Trainer {
@@ -60,7 +88,14 @@ export class Trainer {
   readonly totalSteps: number;
   #gradG: Float32Array;
   #gradD: Float32Array;
+  /** D's staged weights during G's phase; swapped with the committed ones at the end of a step. */
+  #nextD: Float32Array;
   #fixedNoise: Float32Array;
+  /** The last weights frame of each net, encoded once and sent to every stale worker. */
+  #weightsFrames = new Map<Phase, { version: number; frame: Uint8Array }>();
+  /** Buffers to encode weights frames into, each with the number of sends still using its bytes. */
+  #frameBuffers: Array<{ net: Phase; buffer: ArrayBuffer; inFlight: number }> = [];
+  #tracedWorkers = new Set<number>();
 
   constructor(parts: TrainerParts) {
     this.parts = parts;
@@ -73,6 +108,7 @@ export class Trainer {
     this.adamD = new Adam(specs.discriminator.trainableSize, adam);
     this.#gradG = new Float32Array(specs.generator.trainableSize);
     this.#gradD = new Float32Array(specs.discriminator.trainableSize);
+    this.#nextD = new Float32Array(specs.discriminator.trainableSize);
     const allSteps = config.epochs * plan.stepsPerEpoch;
     this.totalSteps = config.maxSteps ? Math.min(config.maxSteps, allSteps) : allSteps;
     if (parts.resumeFrom) {
@@ -111,19 +147,50 @@ export class Trainer {
         return 130;
       }
       const started = performance.now();
+      const undoDraw = plan.mark();
       const draw = plan.next();
       const epoch = plan.epoch;
       const step = plan.step;
 
-      // (1) Update D: maximize log D(x) + log(1 - D(G(z))), averaged over the global batch.
-      const dRun = await this.#runPhase(step, "D", draw);
-      const d = aggregateGradients(dRun.results, this.#gradD);
-      this.adamD.apply(this.discriminator.trainable, this.#gradD);
+      // (1) Update D: maximize log D(x) + log(1 - D(G(z))), averaged over the global batch. The update is
+      // staged: G's phase computes through it, but it is committed only with the whole step.
+      let dRun, d, gRun, g;
+      const timed = { aggregateMs: 0, optimizerMs: 0 };
+      const span = <T>(name: string, key: keyof typeof timed, f: () => T): T => {
+        const t0 = performance.now();
+        const startUs = nowUs();
+        try {
+          return f();
+        } finally {
+          const ms = performance.now() - t0;
+          timed[key] += ms;
+          this.parts.trace?.add(name, startUs, ms * 1000, TRACE_COORDINATOR_PID, { step });
+        }
+      };
+      try {
+        dRun = await this.#runPhase(step, "D", draw);
+        d = span("D aggregate", "aggregateMs", () => aggregateGradients(dRun!.results, this.#gradD));
+        span(
+          "D adam",
+          "optimizerMs",
+          () => this.adamD.stage(this.discriminator.trainable, this.#gradD, this.#nextD),
+        );
 
-      // (2) Update G through the updated D: maximize log D(G(z')) (non-saturating loss), fresh z' and labels.
-      const gRun = await this.#runPhase(step, "G", draw);
-      const g = aggregateGradients(gRun.results, this.#gradG);
-      this.adamG.apply(this.generator.trainable, this.#gradG);
+        // (2) Update G through the updated D: maximize log D(G(z')) (non-saturating loss), fresh z', labels.
+        gRun = await this.#runPhase(step, "G", draw);
+        g = span("G aggregate", "aggregateMs", () => aggregateGradients(gRun!.results, this.#gradG));
+      } catch (error) {
+        if (!(error instanceof StepAbandoned)) throw error;
+        // Back to the state before this step, which is then the checkpoint: nothing done is lost.
+        this.adamD.discard();
+        undoDraw();
+        await this.#checkpoint();
+        log(`${error.message}; checkpointed at step ${plan.step}; continue with --resume ${recorder.dir}`);
+        return error.exitCode;
+      }
+      span("G adam", "optimizerMs", () => this.adamG.apply(this.generator.trainable, this.#gradG));
+      this.adamD.commit();
+      [this.discriminator.trainable, this.#nextD] = [this.#nextD, this.discriminator.trainable];
       this.#updateBatchNormStats(gRun.results, draw.count);
 
       const stepMs = performance.now() - started;
@@ -141,6 +208,13 @@ export class Trainer {
         backends: gRun.backends,
         stepMs,
         computeMs: d.maxComputeMs + g.maxComputeMs,
+        broadcastMs: dRun.broadcastMs + gRun.broadcastMs,
+        encodeMs: dRun.encodeMs + gRun.encodeMs,
+        networkMs: Math.max(0, dRun.waitMs - d.maxComputeMs) + Math.max(0, gRun.waitMs - g.maxComputeMs),
+        decodeMs: dRun.decodeMs + gRun.decodeMs,
+        aggregateMs: timed.aggregateMs,
+        optimizerMs: timed.optimizerMs,
+        shards: gRun.results.map((r) => r.count),
         heapMb: memory.heapUsed / MB,
         rssMb: memory.rss / MB,
         time: new Date().toISOString(),
@@ -161,6 +235,7 @@ export class Trainer {
       if (plan.epochDone || last) {
         progress.breakLine();
         const samples = await recorder.writeSamples(epoch, this.#sampleGrid());
+        await this.parts.evaluateEpoch?.(epoch, step, last);
         // Once an epoch, not per step: rendering takes up to a second or two.
         await writeLossPlots(recorder.dir);
         await writeProgressGif(recorder.dir);
@@ -173,24 +248,79 @@ export class Trainer {
     return 0;
   }
 
+  /** The workers for a phase of `step`; below --min-workers, pauses until enough join or time runs out. */
+  async #workersFor(step: number): Promise<WorkerHandle[]> {
+    const { registry, config, log, signal } = this.parts;
+    const live = registry.live.length;
+    if (live < config.minWorkers) {
+      log(
+        `paused at step ${step}: ${live} live worker(s), --min-workers is ${config.minWorkers}; waiting up to ` +
+          `${config.joinTimeoutMs} ms (--join-timeout-ms) for workers to join`,
+      );
+      try {
+        await registry.waitForLive(config.minWorkers, config.joinTimeoutMs, signal);
+      } catch (error) {
+        if (signal.aborted) throw new StepAbandoned(`interrupted while paused at step ${step}`, 130);
+        if (error instanceof GantryError && error.code === "E_TIMEOUT") {
+          throw new StepAbandoned(
+            `gave up at step ${step}: ${registry.live.length} of ${config.minWorkers} workers after ` +
+              `${config.joinTimeoutMs} ms (--join-timeout-ms)`,
+            3,
+          );
+        }
+        throw error;
+      }
+      log(`going on at step ${step} with ${registry.live.length} workers`);
+    }
+    return registry.forStep(step);
+  }
+
   /** Runs one phase over the live workers, redoing it over the survivors when a worker fails. */
   async #runPhase(step: number, phase: Phase, draw: StepDraw): Promise<PhaseRun> {
-    const { registry, config, log } = this.parts;
+    const { config, log } = this.parts;
     let lastError = "";
     for (let attempt = 1; attempt <= config.phaseAttempts; attempt++) {
-      const workers = await registry.waitForLive(1, config.joinTimeoutMs, this.parts.signal);
-      const sizes = shardSizes(draw.count, workers.length);
+      const workers = await this.#workersFor(step);
+      if (workers.length === 0) {
+        lastError = "no live worker";
+        continue;
+      }
+      const sizes = config.balance
+        ? balancedShardSizes(draw.count, workers.map((w) => w.imagesPerSec))
+        : shardSizes(draw.count, workers.length);
       const shards = shardDraw(draw, sizes, config.latentDim);
-      const settled = await Promise.allSettled(
-        shards.map((shard, i) =>
-          workers[i].request(this.#task(workers[i], step, phase, shard), config.stepTimeoutMs)
-        ),
+      const trace = this.parts.trace;
+      const t0 = performance.now();
+      const us0 = nowUs();
+      this.#broadcastWeights(workers.slice(0, shards.length), phase);
+      const t1 = performance.now();
+      const requests = shards.map((shard, i) =>
+        workers[i].request(this.#task(workers[i], step, phase, shard), config.stepTimeoutMs)
       );
+      const t2 = performance.now();
+      const settled = await Promise.allSettled(requests);
+      const t3 = performance.now();
       const failed = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
       if (failed.length === 0) {
+        const results = settled.map((s) => (s as PromiseFulfilledResult<ResultMessage>).value);
+        const used = workers.slice(0, shards.length);
+        if (trace) {
+          trace.add(`${phase} broadcast`, us0, (t1 - t0) * 1000, TRACE_COORDINATOR_PID, { step });
+          trace.add(`${phase} tasks`, us0 + (t1 - t0) * 1000, (t2 - t1) * 1000, TRACE_COORDINATOR_PID, {
+            step,
+          });
+          trace.add(`${phase} wait`, us0 + (t2 - t0) * 1000, (t3 - t2) * 1000, TRACE_COORDINATOR_PID, {
+            step,
+          });
+          used.forEach((w, i) => this.#traceWorker(trace, w, results[i]));
+        }
         return {
-          results: settled.map((s) => (s as PromiseFulfilledResult<ResultMessage>).value),
-          backends: workers.map((w) => w.backend.name),
+          results,
+          backends: used.map((w) => w.backend.name),
+          broadcastMs: t1 - t0,
+          encodeMs: t2 - t1,
+          waitMs: t3 - t2,
+          decodeMs: used.reduce((sum, w) => sum + w.lastDecodeMs, 0),
         };
       }
       lastError = failed.map((f) => String(f.reason?.message ?? f.reason)).join("; ");
@@ -202,9 +332,76 @@ export class Trainer {
     );
   }
 
+  /** The weights a phase computes with: G's committed ones, and D's staged update during G's phase. */
+  #phaseWeights(): {
+    g: { version: number; values: Float32Array };
+    d: { version: number; values: Float32Array };
+  } {
+    const dStaged = this.adamD.staged;
+    return {
+      g: { version: this.adamG.step, values: this.generator.trainable },
+      d: {
+        version: dStaged ? this.adamD.step + 1 : this.adamD.step,
+        values: dStaged ? this.#nextD : this.discriminator.trainable,
+      },
+    };
+  }
+
+  /**
+   * Sends each net's current weights to the workers whose copy is stale, encoded once per version (in the
+   * --wire format) and sent as the same bytes to all of them.
+   */
+  #broadcastWeights(workers: WorkerHandle[], _phase: Phase): void {
+    const weights = this.#phaseWeights();
+    for (const [net, w] of [["G", weights.g], ["D", weights.d]] as const) {
+      const stale = workers.filter((k) =>
+        (net === "G" ? k.generatorVersion : k.discriminatorVersion) !== w.version
+      );
+      if (stale.length === 0) continue;
+      let cached = this.#weightsFrames.get(net);
+      if (!cached || cached.version !== w.version) {
+        // Into a buffer no send still reads (ws writes without copying): warm memory, no page faults.
+        const held = new Set([...this.#weightsFrames.values()].map((f) => f.frame.buffer));
+        const free = this.#frameBuffers.find((b) => b.net === net && b.inFlight === 0 && !held.has(b.buffer));
+        const frame = encodeMessage(
+          { type: "weights", version: PROTOCOL_VERSION, net, weightsVersion: w.version, values: w.values },
+          this.parts.config.wire === "float16" ? FLOAT16_WIRE : undefined,
+          free?.buffer,
+        );
+        if (frame.buffer !== free?.buffer && frame.byteLength === frame.buffer.byteLength) {
+          // A fresh buffer of its own: keep it for reuse (a few per net at most).
+          if (this.#frameBuffers.filter((b) => b.net === net).length < 3) {
+            this.#frameBuffers.push({ net, buffer: frame.buffer as ArrayBuffer, inFlight: 0 });
+          }
+        }
+        cached = { version: w.version, frame };
+        this.#weightsFrames.set(net, cached);
+      }
+      const pool = this.#frameBuffers.find((b) => b.buffer === cached!.frame.buffer);
+      for (const k of stale) {
+        if (pool) pool.inFlight++;
+        k.sendWeights(net, w.version, cached.frame, () => {
+          if (pool) pool.inFlight--;
+        });
+      }
+    }
+  }
+
+  /** A worker's spans (sent with its result) into the trace, under its worker id. */
+  #traceWorker(trace: Trace, worker: WorkerHandle, result: ResultMessage): void {
+    if (!this.#tracedWorkers.has(worker.id)) {
+      this.#tracedWorkers.add(worker.id);
+      trace.nameProcess(worker.id, `worker ${worker.id} (${worker.name})`);
+    }
+    if (result.spans) trace.addSpans(result.spans, worker.id);
+  }
+
   #task(worker: WorkerHandle, step: number, phase: Phase, shard: StepDraw): TaskMessage {
     const gVersion = this.adamG.step;
-    const dVersion = this.adamD.step;
+    // In G's phase, D's weights are the staged update of this step.
+    const dStaged = this.adamD.staged;
+    const dVersion = dStaged ? this.adamD.step + 1 : this.adamD.step;
+    const dWeights = dStaged ? this.#nextD : this.discriminator.trainable;
     const task: TaskMessage = {
       type: "task",
       version: PROTOCOL_VERSION,
@@ -218,7 +415,7 @@ export class Trainer {
     };
     // Weights travel only to workers whose copy is stale (msgpack has no undefined: leave the keys out).
     if (worker.generatorVersion !== gVersion) task.generator = this.generator.trainable;
-    if (worker.discriminatorVersion !== dVersion) task.discriminator = this.discriminator.trainable;
+    if (worker.discriminatorVersion !== dVersion) task.discriminator = dWeights;
     if (phase === "D") {
       task.real = shard.real;
       task.realLabels = shard.realLabels;

@@ -41,14 +41,26 @@ async function pipeLines(
   }
 }
 
-export function spawnChild(role: string, args: string[], env: Record<string, string> = {}): Child {
+/**
+ * Starts `deno <args>` with its lines prefixed by `[role]`; with `direct`, its output goes straight to this
+ * terminal instead (unprefixed, and the child sees a TTY: its progress bars draw), and no line is watched.
+ */
+export function spawnChild(
+  role: string,
+  args: string[],
+  env: Record<string, string> = {},
+  direct = false,
+): Child {
   const process = new Deno.Command(Deno.execPath(), {
     args,
     env,
     stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
+    stdout: direct ? "inherit" : "piped",
+    stderr: direct ? "inherit" : "piped",
   }).spawn();
+  if (direct) {
+    return { role, process, status: process.status, waitForLine: () => Promise.resolve(null) };
+  }
   const watchers: Array<{ pattern: RegExp; resolve: (m: RegExpMatchArray | null) => void }> = [];
   const onLine = (line: string) => {
     for (const w of [...watchers]) {

@@ -3,7 +3,7 @@
  * lines with the role, forwards Ctrl-C, and exits with the coordinator's status.
  */
 import type { Config } from "../config/config.ts";
-import { toFlags } from "../config/load.ts";
+import { isLoopback, SUPERVISED_VARIABLE, toFlags, TOKEN_VARIABLE } from "../config/load.ts";
 import { runMain } from "../config/main.ts";
 import { type Child, signalChild, spawnChild } from "./children.ts";
 import { COORDINATOR_PERMISSIONS, WORKER_PERMISSIONS } from "./permissions.ts";
@@ -12,6 +12,7 @@ const CONFIG_FILE = new URL("../deno.json", import.meta.url).pathname;
 const COORDINATOR_MAIN = new URL("../coordinator/main.ts", import.meta.url).pathname;
 const WORKER_MAIN = new URL("../worker/main.ts", import.meta.url).pathname;
 const LISTENING = /gantry coordinator listening on (ws:\/\/\S+)/;
+const DASHBOARD = /gantry dashboard at (http:\/\/\S+)/;
 /** Where the NVIDIA driver lists one folder per GPU: counting them needs no process and no CUDA. */
 const NVIDIA_GPUS_DIR = "/proc/driver/nvidia/gpus";
 
@@ -34,6 +35,20 @@ export function planWorkers(
   return { workers, threads };
 }
 
+/** The address local workers reach the coordinator at. */
+function workerHost(host: string): string {
+  if (!isLoopback(host)) return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** A port free a moment ago on the loopback interface. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
 export async function runTrain(config: Config): Promise<number> {
   const gpus = countGpus();
   const { workers, threads } = planWorkers(config, gpus, navigator.hardwareConcurrency);
@@ -43,13 +58,26 @@ export async function runTrain(config: Config): Promise<number> {
         ? ` (one per GPU of ${gpus})`
         : ` on ${navigator.hardwareConcurrency} cores, ${threads} thread(s) each`),
   );
-  const coordinator = spawnChild("coordinator", [
-    "run",
-    `--config=${CONFIG_FILE}`,
-    ...COORDINATOR_PERMISSIONS,
-    COORDINATOR_MAIN,
-    ...toFlags({ ...config, workers }, "coordinator"),
-  ]);
+  // The token travels in the environment: command lines are visible to every user in `ps`.
+  const secret: Record<string, string> = config.token ? { [TOKEN_VARIABLE]: config.token } : {};
+  // On a terminal the coordinator writes to it directly, so that it draws its progress bars; its port is then
+  // chosen here, since its listening line is not read.
+  const direct = config.progress !== "lines" && config.progress !== "none" && Deno.stdout.isTerminal();
+  const port = direct && config.port === 0 ? freePort() : config.port;
+  const coordinator = spawnChild(
+    "coordinator",
+    [
+      "run",
+      `--config=${CONFIG_FILE}`,
+      ...COORDINATOR_PERMISSIONS,
+      COORDINATOR_MAIN,
+      ...toFlags({ ...config, workers, port }, "coordinator", ["token"]),
+    ],
+    secret,
+    direct,
+  );
+  // Watched from the start: the coordinator prints it right after its listening line (--dashboard false: never).
+  coordinator.waitForLine(DASHBOARD).then((m) => m && console.log(`[train] dashboard: ${m[1]}`));
   const workerChildren: Child[] = [];
   let interrupts = 0;
   const onInterrupt = () => {
@@ -65,11 +93,14 @@ export async function runTrain(config: Config): Promise<number> {
   };
   Deno.addSignalListener("SIGINT", onInterrupt);
   try {
-    const listening = await coordinator.waitForLine(LISTENING);
+    // Workers retry until the coordinator listens: in direct mode they start at once.
+    const listening = direct
+      ? [``, `ws://${workerHost(config.host)}:${port}`]
+      : await coordinator.waitForLine(LISTENING);
     if (listening) {
       const url = listening[1].replace("//0.0.0.0:", "//127.0.0.1:");
       for (let i = 0; i < workers; i++) {
-        const flags = toFlags({ ...config, threads }, "worker", ["workers"]);
+        const flags = toFlags({ ...config, threads }, "worker", ["workers", "token"]);
         if (gpus > 0) flags.push(`--gpu=${i % gpus}`);
         workerChildren.push(
           spawnChild(`worker ${i + 1}`, [
@@ -79,7 +110,7 @@ export async function runTrain(config: Config): Promise<number> {
             WORKER_MAIN,
             `--coordinator=${url}`,
             ...flags,
-          ]),
+          ], { ...secret, [SUPERVISED_VARIABLE]: "1" }),
         );
       }
     }

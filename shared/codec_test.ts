@@ -52,3 +52,60 @@ Deno.test("decodeFrame() rejects random bytes with E_BAD_MESSAGE", () => {
   const error = assertThrows(() => decodeFrame(new Uint8Array([0xc1, 0xff, 0x00])), GantryError);
   assertEquals(error.code, "E_BAD_MESSAGE");
 });
+
+Deno.test("a float16 wire halves the bytes of the listed fields and decodes them as Float16Array views", () => {
+  const grads = new Float32Array(4099);
+  for (let i = 0; i < grads.length; i++) grads[i] = Math.sin(i) * 100;
+  const message = {
+    type: "result",
+    version: 1,
+    step: 1,
+    phase: "G",
+    count: 2,
+    grads,
+    lossSum: 1,
+    realScoreSum: 0,
+    fakeScoreSum: 0,
+    computeMs: 1,
+    batchNormSums: new Float32Array([1e6, -2]),
+  } as const;
+  const full = encodeMessage(message);
+  const half = encodeMessage(message, { float16: ["grads"] });
+  assertEquals(
+    full.length - half.length >= 2 * grads.length - 16,
+    true,
+    `${full.length} vs ${half.length} bytes`,
+  );
+  const back = decodeFrame(half) as { grads: Float16Array; batchNormSums: Float32Array };
+  assertEquals(back.grads instanceof Float16Array, true);
+  assertEquals(back.grads.buffer, half.buffer, "a view on the frame, no copy");
+  for (let i = 0; i < grads.length; i++) assertEquals(back.grads[i], Math.f16round(grads[i]), `value ${i}`);
+  assertEquals(Array.from(back.batchNormSums), [1e6, -2], "fields not listed stay float32");
+});
+
+Deno.test("encodeMessage() writes into a given buffer when it fits, and decodes from any byte offset", () => {
+  const into = new ArrayBuffer(1 << 16);
+  const values = Float32Array.from({ length: 1000 }, (_, i) => i / 3);
+  const message = { type: "weights", version: 1, net: "G", weightsVersion: 4, values } as const;
+  const frame = encodeMessage(message, undefined, into);
+  assertEquals(frame.buffer, into);
+  // A frame at an odd offset (as a socket's chunk may hand it over) is copied, and still exact.
+  const odd = new Uint8Array(frame.length + 1);
+  odd.set(frame, 1);
+  const back = decodeFrame(odd.subarray(1)) as { values: Float32Array; weightsVersion: number };
+  assertEquals(Array.from(back.values), Array.from(values));
+  assertEquals(back.weightsVersion, 4);
+});
+
+Deno.test("decodeFrame() refuses tensor entries that overrun the frame or are malformed", () => {
+  const frame = encodeMessage({
+    type: "weights",
+    version: 1,
+    net: "D",
+    weightsVersion: 0,
+    values: new Float32Array(8),
+  });
+  for (const cut of [frame.subarray(0, frame.length - 4), frame.subarray(0, 3)]) {
+    assertEquals(assertThrows(() => decodeFrame(cut), GantryError).code, "E_BAD_MESSAGE");
+  }
+});

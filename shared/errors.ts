@@ -13,6 +13,7 @@ export type ErrorCode =
   | "E_BAD_VALUES"
   | "E_AUTH"
   | "E_TIMEOUT"
+  | "E_OVERLOADED"
   | "E_CLOSED"
   | "E_CHECKPOINT";
 
@@ -24,6 +25,8 @@ const CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   E_FRAME_TOO_LARGE: 1009,
   E_AUTH: 1008,
   E_TIMEOUT: 1008,
+  // "Try again later" (RFC 6455 registry).
+  E_OVERLOADED: 1013,
 };
 
 export class GantryError extends Error {

@@ -3,12 +3,23 @@
  * Every frame carries the protocol version; a frame that fails validation is refused with a reason.
  */
 import { GantryError } from "./errors.ts";
+import { firstNonFiniteFloat16 } from "./float16.ts";
 import { IMAGE_PIXELS } from "./data/dataset.ts";
 import type { ModelSpecs } from "./models/types.ts";
 
-export const PROTOCOL_VERSION = 1;
+/** 2: frames are a msgpack header plus raw tensor bytes (shared/codec.ts), and weights have their own message. */
+export const PROTOCOL_VERSION = 2;
 
 export type Phase = "D" | "G";
+
+/** Weights and gradients as they come off the wire: float32, or float16 under `--wire float16`. */
+export type FloatArray = Float32Array | Float16Array;
+
+/** How gradients and weights travel (`--wire`); master weights and Adam stay float32 either way. */
+export type Wire = "float32" | "float16";
+
+/** One timed span of a worker's work, for --trace: name, start (µs since the epoch), duration (µs). */
+export type Span = [string, number, number];
 
 /** What a worker says about the compute it really runs on. */
 export interface WorkerBackend {
@@ -38,6 +49,25 @@ export interface WelcomeMessage {
   model: "cdcgan" | "mlp";
   latentDim: number;
   labelSmoothing: number;
+  /** The coordinator's heartbeat settings, which its workers adopt so that both sides judge alike. */
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  /** How the worker must send its gradients (and will receive weights). */
+  wire: Wire;
+  /** --trace: the worker returns its spans with each result. */
+  trace: boolean;
+}
+
+/**
+ * coordinator → workers: a net's weights, encoded once per update and sent as the same bytes to every worker
+ * whose copy is stale, ahead of its task.
+ */
+export interface WeightsMessage {
+  type: "weights";
+  version: number;
+  net: Phase;
+  weightsVersion: number;
+  values: FloatArray;
 }
 
 /**
@@ -51,8 +81,8 @@ export interface TaskMessage {
   phase: Phase;
   generatorVersion: number;
   discriminatorVersion: number;
-  generator?: Float32Array;
-  discriminator?: Float32Array;
+  generator?: FloatArray;
+  discriminator?: FloatArray;
   count: number;
   z: Float32Array;
   labels: Uint8Array;
@@ -68,12 +98,19 @@ export interface ResultMessage {
   step: number;
   phase: Phase;
   count: number;
-  grads: Float32Array;
+  /** The shard's gradient sum, times 1/gradScale (float16 is scaled into its range). */
+  grads: FloatArray;
+  /** What `grads` are multiplied by to give the sum; absent: 1. */
+  gradScale?: number;
   lossSum: number;
   realScoreSum: number;
   fakeScoreSum: number;
   batchNormSums?: Float32Array;
   computeMs: number;
+  /** The worker's time to decode this task (and the weights before it), ms. */
+  decodeMs?: number;
+  /** --trace: the worker's spans since its previous result. */
+  spans?: Span[];
 }
 
 /** coordinator → worker: training is over (or this worker is dismissed); exit with `exitCode`. */
@@ -92,9 +129,17 @@ export interface ErrorMessage {
   message: string;
 }
 
+/** either way, every --heartbeat-interval-ms: proof of life while nothing else is said. */
+export interface HeartbeatMessage {
+  type: "heartbeat";
+  version: number;
+}
+
 export type Message =
+  | HeartbeatMessage
   | HelloMessage
   | WelcomeMessage
+  | WeightsMessage
   | TaskMessage
   | ResultMessage
   | StopMessage
@@ -156,8 +201,22 @@ function typed<T extends Float32Array | Uint8Array>(
   return v as T;
 }
 
+function floats(m: Fields, key: string, what: string, length: number): FloatArray {
+  const v = m[key];
+  if (!(v instanceof Float32Array || v instanceof Float16Array)) {
+    throw bad(`${what}: "${key}" must be a Float32Array or Float16Array`);
+  }
+  if (v.length !== length) throw bad(`${what}: "${key}" must hold ${length} values, got ${v.length}`);
+  return v;
+}
+
 /** Throws E_BAD_VALUES unless every value is finite: one NaN gradient would poison the master weights. */
-export function assertFinite(values: Float32Array, what: string): void {
+export function assertFinite(values: FloatArray, what: string): void {
+  if (values instanceof Float16Array) {
+    const i = firstNonFiniteFloat16(values);
+    if (i >= 0) throw new GantryError("E_BAD_VALUES", `${what}: value ${i} is ${values[i]}, not finite`);
+    return;
+  }
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) {
       throw new GantryError("E_BAD_VALUES", `${what}: value ${i} is ${values[i]}, not finite`);
@@ -186,7 +245,9 @@ function header(value: unknown): { m: Fields; type: MessageType } {
     );
   }
   const type = m.type;
-  if (!["hello", "welcome", "task", "result", "stop", "error"].includes(type as string)) {
+  if (
+    !["hello", "welcome", "weights", "task", "result", "stop", "error", "heartbeat"].includes(type as string)
+  ) {
     throw bad(`unknown message type ${JSON.stringify(type)}`);
   }
   return { m, type: type as MessageType };
@@ -203,8 +264,9 @@ function validateError(m: Fields): ErrorMessage {
 export function validateFromWorker(
   value: unknown,
   sizes: ExpectedSizes,
-): HelloMessage | ResultMessage | ErrorMessage {
+): HelloMessage | ResultMessage | ErrorMessage | HeartbeatMessage {
   const { m, type } = header(value);
+  if (type === "heartbeat") return m as unknown as HeartbeatMessage;
   if (type === "hello") {
     str(m, "name", "hello");
     if (m.gpu !== null) num(m, "gpu", "hello", true, 0);
@@ -226,9 +288,14 @@ export function validateFromWorker(
     }
     num(m, "count", "result", true, 1);
     const size = m.phase === "D" ? sizes.discriminatorSize : sizes.generatorSize;
-    const grads = typed(m, "grads", "result", Float32Array, size);
+    const grads = floats(m, "grads", "result", size);
     assertFinite(grads, "result.grads");
     for (const key of ["lossSum", "realScoreSum", "fakeScoreSum", "computeMs"]) num(m, key, "result");
+    if (m.gradScale !== undefined && num(m, "gradScale", "result") <= 0) {
+      throw bad('result: "gradScale" must be > 0');
+    }
+    if (m.decodeMs !== undefined) num(m, "decodeMs", "result", false, 0);
+    if (m.spans !== undefined) checkSpans(m.spans);
     if (m.phase === "G" && sizes.batchNormSize > 0) {
       assertFinite(
         typed(m, "batchNormSums", "result", Float32Array, sizes.batchNormSize),
@@ -241,18 +308,45 @@ export function validateFromWorker(
   throw bad(`a worker may not send "${type}"`);
 }
 
+/** At most this many spans ride on one result: a trace must not be a way to send megabytes. */
+const MAX_SPANS = 256;
+
+function checkSpans(spans: unknown): void {
+  if (!Array.isArray(spans) || spans.length > MAX_SPANS) {
+    throw bad(`result: "spans" must be a list of at most ${MAX_SPANS}`);
+  }
+  for (const s of spans) {
+    if (
+      !Array.isArray(s) || s.length !== 3 || typeof s[0] !== "string" || s[0].length > 64 ||
+      !Number.isFinite(s[1]) || !Number.isFinite(s[2])
+    ) throw bad("result: each span must be [name, startUs, durationUs]");
+  }
+}
+
 /** Validates a frame a worker received. `sizes` is null before the welcome. */
 export function validateFromCoordinator(
   value: unknown,
   sizes: ExpectedSizes | null,
-): WelcomeMessage | TaskMessage | StopMessage | ErrorMessage {
+): WelcomeMessage | WeightsMessage | TaskMessage | StopMessage | ErrorMessage | HeartbeatMessage {
   const { m, type } = header(value);
+  if (type === "heartbeat") return m as unknown as HeartbeatMessage;
   if (type === "welcome") {
     num(m, "workerId", "welcome", true, 1);
     if (m.model !== "cdcgan" && m.model !== "mlp") throw bad(`welcome: unknown model ${String(m.model)}`);
     num(m, "latentDim", "welcome", true, 1);
     num(m, "labelSmoothing", "welcome", false, 0);
+    num(m, "heartbeatIntervalMs", "welcome", true, 1);
+    num(m, "heartbeatTimeoutMs", "welcome", true, 1);
+    if (m.wire !== "float32" && m.wire !== "float16") throw bad(`welcome: unknown wire ${String(m.wire)}`);
+    if (typeof m.trace !== "boolean") throw bad('welcome: "trace" must be a boolean');
     return m as unknown as WelcomeMessage;
+  }
+  if (type === "weights") {
+    if (!sizes) throw bad("weights before welcome");
+    if (m.net !== "D" && m.net !== "G") throw bad(`weights: "net" must be "D" or "G", got ${String(m.net)}`);
+    num(m, "weightsVersion", "weights", true, 0);
+    floats(m, "values", "weights", m.net === "G" ? sizes.generatorSize : sizes.discriminatorSize);
+    return m as unknown as WeightsMessage;
   }
   if (type === "task") {
     if (!sizes) throw bad("task before welcome");
@@ -263,10 +357,8 @@ export function validateFromCoordinator(
     num(m, "generatorVersion", "task", true, 0);
     num(m, "discriminatorVersion", "task", true, 0);
     const count = num(m, "count", "task", true, 1);
-    if (m.generator !== undefined) typed(m, "generator", "task", Float32Array, sizes.generatorSize);
-    if (m.discriminator !== undefined) {
-      typed(m, "discriminator", "task", Float32Array, sizes.discriminatorSize);
-    }
+    if (m.generator !== undefined) floats(m, "generator", "task", sizes.generatorSize);
+    if (m.discriminator !== undefined) floats(m, "discriminator", "task", sizes.discriminatorSize);
     typed(m, "z", "task", Float32Array, count * sizes.latentDim);
     checkLabels(typed(m, "labels", "task", Uint8Array, count), "task.labels");
     if (m.phase === "D") {

@@ -3,12 +3,10 @@
  * model.json + weights.bin with `tf.loadLayersModel`, using the TF.js browser bundle from node_modules (no
  * CDN), draws a digit for label 3 on a canvas, and must compute what Deno computes from the same files.
  *
- * Needs a Chromium: the first of $GANTRY_CHROMIUM, `chromium`, `chromium-browser` on PATH (Debian:
- * `apt-get install chromium`). Without one the test is skipped, with the reason printed.
+ * Needs a Chromium (see test/chromium.ts); without one the test is skipped, with the reason printed.
  */
 import "@tensorflow/tfjs-backend-cpu";
 import * as tf from "@tensorflow/tfjs-core";
-import fs from "node:fs";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { loadGeneratorFrom } from "../generate/load_generator.ts";
@@ -17,21 +15,10 @@ import { writeTestCheckpoint } from "../generate/test_checkpoint.ts";
 import { IMAGE_SIDE } from "../shared/models/specs.ts";
 import type { ModelName } from "../shared/models/types.ts";
 import { assert, assertClose, assertEquals } from "../shared/testing.ts";
+import { findChromium, launchChromium, noChromiumReason, within } from "./chromium.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const TFJS_BUNDLE = join(ROOT, "node_modules/@tensorflow/tfjs/dist/tf.min.js");
-const CHROMIUM_ENV = "GANTRY_CHROMIUM";
-const CHROMIUM_NAMES = ["chromium", "chromium-browser"];
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const LAUNCH_TIMEOUT_MS = 30_000;
 /** Page loads and each evaluation; generous because the CPU may be shared with a training run. */
 const PAGE_TIMEOUT_MS = 60_000;
 const SCREENSHOT = "/tmp/gantry-browser-test.png";
@@ -105,56 +92,6 @@ interface PageResult {
   canvasGray: number[];
 }
 
-/** The Chromium to drive, or null (and the test is skipped). */
-function findChromium(): string | null {
-  const explicit = Deno.env.get(CHROMIUM_ENV);
-  if (explicit) return explicit;
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":").filter((d) => d !== "")) {
-    for (const name of CHROMIUM_NAMES) {
-      try {
-        if (Deno.statSync(join(dir, name)).isFile) return join(dir, name);
-      } catch { /* not in this folder */ }
-    }
-  }
-  return null;
-}
-
-/**
- * playwright-core probes for WSL on import with fs.existsSync("/proc/sys/fs/binfmt_misc/WSLInterop"). Deno
- * lets only --allow-all read /proc/sys, and its existsSync throws NotCapable there where Node's never throws.
- * For the length of the import, existsSync gets Node's contract back: any error means "does not exist".
- */
-async function importPlaywright(): Promise<typeof import("playwright-core")> {
-  const existsSync = fs.existsSync;
-  fs.existsSync = (path: fs.PathLike) => {
-    try {
-      return existsSync(path);
-    } catch {
-      return false;
-    }
-  };
-  try {
-    return await import("playwright-core");
-  } finally {
-    fs.existsSync = existsSync;
-  }
-}
-
-/** Rejects after `ms` (the `finally` that closes the browser then ends whatever was still pending). */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  const signal = AbortSignal.timeout(ms);
-  let onAbort = () => {};
-  const timedOut = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new Error(`${what} took longer than ${ms} ms`));
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([promise, timedOut]);
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-  }
-}
-
 function extension(path: string): string {
   return path.slice(path.lastIndexOf("."));
 }
@@ -184,12 +121,7 @@ function serve(
 }
 
 const CHROMIUM = findChromium();
-if (CHROMIUM === null) {
-  console.warn(
-    `test/browser_test.ts: skipped: no Chromium found (set ${CHROMIUM_ENV}, or put one of ` +
-      `${CHROMIUM_NAMES.join(", ")} on PATH: apt-get install chromium)`,
-  );
-}
+if (CHROMIUM === null) console.warn(noChromiumReason("test/browser_test.ts"));
 
 Deno.test({
   name: "a saved generator loads with tf.loadLayersModel in Chromium and draws what Deno draws",
@@ -222,12 +154,7 @@ Deno.test({
       const requested: string[] = [];
       server = serve(generators, requested, stopServer.signal);
       const origin = `http://127.0.0.1:${server.addr.port}`;
-      const { chromium } = await importPlaywright();
-      browser = await chromium.launch({
-        executablePath: CHROMIUM!,
-        args: CHROMIUM_ARGS,
-        timeout: LAUNCH_TIMEOUT_MS,
-      });
+      browser = await launchChromium(CHROMIUM!);
       const page = await browser.newPage();
       page.setDefaultTimeout(PAGE_TIMEOUT_MS);
       // Nothing may leave this machine: a request anywhere but this server fails the page and the test.

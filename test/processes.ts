@@ -3,6 +3,7 @@
  * which it is killed (and the test fails), with its output kept for the assertion messages.
  */
 import { COORDINATOR_PERMISSIONS, WORKER_PERMISSIONS } from "../launcher/permissions.ts";
+import { assert, assertEquals } from "../shared/testing.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CONFIG = `--config=${ROOT}deno.json`;
@@ -20,9 +21,18 @@ export interface Proc {
   kill: (signal?: Deno.Signal) => void;
 }
 
-export function startProcess(name: string, args: string[], env: Record<string, string> = {}): Proc {
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
+/**
+ * Starts `deno <args>`. With `ownGroup`, in a new session (setsid) whose process group holds the process and
+ * its children, so that `signalGroup` can do what a terminal's Ctrl-C does.
+ */
+export function startProcess(
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+  ownGroup = false,
+): Proc {
+  const child = new Deno.Command(ownGroup ? "setsid" : Deno.execPath(), {
+    args: ownGroup ? [Deno.execPath(), ...args] : args,
     cwd: ROOT,
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
@@ -90,22 +100,27 @@ export function startProcess(name: string, args: string[], env: Record<string, s
   };
 }
 
-export function startCoordinator(args: string[]): Proc {
+export function startCoordinator(args: string[], env: Record<string, string> = {}): Proc {
   return startProcess("coordinator", [
     "run",
     CONFIG,
     ...COORDINATOR_PERMISSIONS,
     "coordinator/main.ts",
     ...args,
-  ]);
+  ], env);
 }
 
-export function startWorker(name: string, args: string[]): Proc {
-  return startProcess(name, ["run", CONFIG, ...WORKER_PERMISSIONS, "worker/main.ts", ...args]);
+export function startWorker(name: string, args: string[], env: Record<string, string> = {}): Proc {
+  return startProcess(name, ["run", CONFIG, ...WORKER_PERMISSIONS, "worker/main.ts", ...args], env);
 }
 
-export function startTrain(args: string[]): Proc {
-  return startProcess("train", ["task", CONFIG, "train", ...args]);
+export function startTrain(args: string[], ownGroup = false): Proc {
+  return startProcess("train", ["task", CONFIG, "train", ...args], {}, ownGroup);
+}
+
+/** Sends `signal` to every process of `proc`'s group (it was started with `ownGroup`), as a terminal does. */
+export function signalGroup(proc: Proc, signal: Deno.Signal): void {
+  Deno.kill(-proc.child.pid, signal);
 }
 
 /** Waits for the coordinator's listening line (it was started with --port 0) and returns its URL. */
@@ -113,10 +128,46 @@ export async function coordinatorUrl(coordinator: Proc, timeoutMs: number): Prom
   return (await coordinator.waitFor(LISTENING, timeoutMs))[1];
 }
 
-/** The parsed lines of a run's metrics.jsonl. */
+/** The step lines of a run's metrics.jsonl (lines with a `type`, such as evaluations, are left out). */
 export async function readMetrics(runDir: string): Promise<Array<Record<string, number | string>>> {
   const text = await Deno.readTextFile(`${runDir}/metrics.jsonl`);
-  return text.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+  return text.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)).filter((m) =>
+    m.type === undefined
+  );
+}
+
+/** Lines in a run's metrics.jsonl so far (0 before it exists). */
+export async function metricLines(runDir: string): Promise<number> {
+  try {
+    return (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n").filter((l) => l.trim()).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Waits until the run has recorded `steps` steps; throws after `timeoutMs`. */
+export async function waitForSteps(runDir: string, steps: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await metricLines(runDir)) < steps) {
+    if (Date.now() > deadline) throw new Error(`${runDir}: fewer than ${steps} steps within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Checks that metrics.jsonl holds steps 1..steps, each once, with finite losses. */
+export async function assertEachStepOnce(runDir: string, steps: number): Promise<void> {
+  const metrics = await readMetrics(runDir);
+  assertEquals(metrics.map((m) => m.step), Array.from({ length: steps }, (_, i) => i + 1));
+  assert(metrics.every((m) => Number.isFinite(m.lossD) && Number.isFinite(m.lossG)), "finite losses");
+}
+
+/** The resident memory of a process, from /proc, in MB (read with cat: Deno guards /proc behind --allow-all). */
+export async function residentMb(pid: number): Promise<number> {
+  const { stdout } = await new Deno.Command("cat", { args: [`/proc/${pid}/status`] }).output();
+  const status = new TextDecoder().decode(stdout);
+  const kb = Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1]);
+  if (!Number.isFinite(kb)) throw new Error(`no VmRSS for process ${pid}`);
+  return kb / 1024;
 }
 
 export async function latestCheckpoint(runDir: string): Promise<string> {

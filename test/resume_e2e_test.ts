@@ -7,12 +7,15 @@ import { readSavedWeights } from "../coordinator/checkpoint.ts";
 import { assert, assertEquals, compareArrays } from "../shared/testing.ts";
 import { TEST_BACKEND } from "./backend.ts";
 import {
+  assertEachStepOnce,
   cleanup,
   coordinatorUrl,
   expectExitZero,
   latestCheckpoint,
+  metricLines,
   type Proc,
   readMetrics,
+  signalGroup,
   startCoordinator,
   startTrain,
   startWorker,
@@ -54,12 +57,6 @@ function assertSameWeights(a: Float32Array[], b: Float32Array[], steps: number):
     );
     assert(worst <= bound, `net ${net}: weights differ by ${worst} > ${bound}`);
   }
-}
-
-async function assertEachStepOnce(runDir: string, steps: number): Promise<void> {
-  const metrics = await readMetrics(runDir);
-  assertEquals(metrics.map((m) => m.step), Array.from({ length: steps }, (_, i) => i + 1));
-  assert(metrics.every((m) => Number.isFinite(m.lossD) && Number.isFinite(m.lossG)), "finite losses");
 }
 
 Deno.test({
@@ -110,14 +107,6 @@ async function startPair(out: string, extra: string[]): Promise<Proc[]> {
   const url = await coordinatorUrl(coordinator, START_TIMEOUT_MS);
   const worker = startWorker("worker", [`--coordinator=${url}`, `--backend=${TEST_BACKEND}`]);
   return [coordinator, worker];
-}
-
-async function metricLines(runDir: string): Promise<number> {
-  try {
-    return (await Deno.readTextFile(`${runDir}/metrics.jsonl`)).split("\n").filter((l) => l.trim()).length;
-  } catch {
-    return 0;
-  }
 }
 
 async function hasPartialCheckpoint(runDir: string): Promise<boolean> {
@@ -175,7 +164,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "Ctrl-C on deno task train checkpoints the step reached, prints how to resume, and exits 130",
+  name: "Ctrl-C on deno task train in a terminal (SIGINT to the whole process group) checkpoints the step " +
+    "reached, prints how to resume, and exits 130",
   sanitizeResources: false,
   async fn() {
     const out = await Deno.makeTempDir({ prefix: "gantry-ctrlc-" });
@@ -187,13 +177,13 @@ Deno.test({
       `--backend=${TEST_BACKEND}`,
       `--out=${out}`,
       `--epochs=${epochs}`,
-    ]);
+    ], true);
     try {
       const deadline = Date.now() + RUN_TIMEOUT_MS;
       while ((await metricLines(out)) < 3 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      p.kill("SIGINT");
+      signalGroup(p, "SIGINT");
       assertEquals(await p.exit(RUN_TIMEOUT_MS), 130, p.output());
       assert(p.output().includes(`continue with deno task train --resume ${out}`), p.output());
       const stoppedAt = (await readMetrics(out)).length;

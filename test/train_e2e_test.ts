@@ -118,7 +118,10 @@ Deno.test({
       await assertRunOutputs(out, 1, 20, 2);
       const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
       assertEquals(config.workers.map((w: { gpu: number }) => w.gpu).sort(), [0, 1]);
-      assert(/worker \d joined: gpu0-/.test(coordinator.output()), "the coordinator shows each worker");
+      assert(
+        /worker \d joined, from step \d+: gpu0-/.test(coordinator.output()),
+        "the coordinator shows each worker",
+      );
     } finally {
       await cleanup(coordinator, ...workers);
       await Deno.remove(out, { recursive: true });
@@ -192,3 +195,43 @@ async function freePort(): Promise<number> {
   await new Promise((r) => setTimeout(r, 10));
   return port;
 }
+
+Deno.test({
+  name: "deno task train on a terminal shows the coordinator's progress bar, one per epoch",
+  sanitizeResources: false,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "gantry-tty-" });
+    // `script` (util-linux) runs the command on a pseudo-terminal, as a person's shell would.
+    const command = [
+      Deno.execPath(),
+      "task",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      "train",
+      ...["--model=mlp", "--batch-size=32", "--examples=256", "--epochs=2", "--workers=1", "--port=0"],
+      `--backend=${TEST_BACKEND}`,
+      `--out=${out}`,
+    ].join(" ");
+    const child = new Deno.Command("script", {
+      args: ["-qefc", command, "/dev/null"],
+      env: { NO_COLOR: "1", COLUMNS: "160" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(RUN_TIMEOUT_MS),
+    });
+    try {
+      const { code, stdout } = await child.output();
+      const text = new TextDecoder().decode(stdout);
+      assertEquals(code, 0, text.slice(-3000));
+      for (const epoch of [1, 2]) {
+        assert(
+          new RegExp(`epoch ${epoch}/2 \\|[█░]+\\| 8/8`).test(text),
+          `a full bar for epoch ${epoch}:\n${text}`,
+        );
+      }
+      assertEquals((await readMetrics(out)).length, 16);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});

@@ -9,7 +9,7 @@ import { initialWeights, modelSpecs } from "../shared/models/specs.ts";
 import { PROTOCOL_VERSION, type TaskMessage } from "../shared/protocol.ts";
 import { Rng } from "../shared/rng.ts";
 import { StepComputer } from "../shared/step.ts";
-import { TaskRunner } from "./compute.ts";
+import { TaskRunner, toFloat16 } from "./compute.ts";
 
 const SHARD = 8;
 
@@ -76,4 +76,31 @@ Deno.test("TaskRunner refuses a task whose weights it does not hold", async () =
   );
   assertEquals(error.code, "E_PROTOCOL");
   computer.dispose();
+});
+
+Deno.test("toFloat16() scales gradients into float16's range; times gradScale they come back within float16 precision", () => {
+  for (const magnitude of [1e-6, 1, 3e5]) {
+    const grads = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i + 1) * magnitude);
+    const { values, scale } = toFloat16(grads);
+    let worst = 0;
+    for (let i = 0; i < grads.length; i++) {
+      assert(Number.isFinite(values[i]), `finite at ${magnitude}`);
+      worst = Math.max(worst, Math.abs(values[i] * scale - grads[i]) / magnitude);
+    }
+    assert(worst < 1e-3, `relative error ${worst} at magnitude ${magnitude}`);
+  }
+  assertEquals(toFloat16(new Float32Array(3)).scale, 1, "all zeros: no scaling");
+});
+
+Deno.test("a simulated TaskRunner answers gradient-sized zeros after its step time, without a model", () => {
+  const specs = modelSpecs("cdcgan", 100);
+  const runner = new TaskRunner(null, { simulated: { stepMs: 20, specs }, wire: "float16" });
+  runner.weights({ type: "weights", version: 1, net: "G", weightsVersion: 0, values: new Float16Array(1) });
+  runner.weights({ type: "weights", version: 1, net: "D", weightsVersion: 0, values: new Float32Array(1) });
+  const started = performance.now();
+  const result = runner.run(task(1, "G", new Rng(3), 100, [0, 0]));
+  assert(performance.now() - started >= 9, "half of the 20 ms step per phase");
+  assertEquals(result.grads.length, specs.generator.trainableSize);
+  assertEquals(result.grads instanceof Float16Array, true, "float16 on the wire");
+  assertEquals(result.batchNormSums?.length, specs.generator.stateSize);
 });

@@ -1,13 +1,17 @@
 /**
  * The worker's side of the socket: Deno's built-in WebSocket (binary frames as ArrayBuffer), opened with
- * retries so that workers may be started before the coordinator.
+ * retries so that workers may be started before the coordinator, and reopened with backoff when it goes.
  */
 import { GantryError } from "../shared/errors.ts";
 
 export interface ConnectOptions {
   url: string;
-  connectTimeoutMs: number;
-  connectRetryMs: number;
+  /** How long to keep trying, and the flag that sets it (named in the error). */
+  timeoutMs: number;
+  timeoutFlag: string;
+  retryMs: number;
+  /** When set, the pause doubles after each failure up to this; otherwise it stays `retryMs`. */
+  backoffMaxMs?: number;
   log: (line: string) => void;
 }
 
@@ -31,26 +35,26 @@ function openOnce(url: string, timeoutMs: number): Promise<WebSocket> {
   });
 }
 
-/** Opens a connection, retrying every connectRetryMs until connectTimeoutMs has passed. */
+/** Opens a connection, retrying (with backoff, when asked) until `timeoutMs` has passed. */
 export async function connectWithRetry(options: ConnectOptions): Promise<WebSocket> {
-  const deadline = Date.now() + options.connectTimeoutMs;
+  const deadline = Date.now() + options.timeoutMs;
   let attempts = 0;
   let last = "";
+  let pauseMs = options.retryMs;
   while (Date.now() < deadline) {
     attempts++;
     try {
       return await openOnce(options.url, Math.max(1, deadline - Date.now()));
     } catch (error) {
       last = (error as Error).message;
-      if (attempts === 1) options.log(`coordinator ${options.url} not reachable yet (${last}); retrying`);
+      if (attempts === 1) options.log(`coordinator ${options.url} not reachable (${last}); retrying`);
     }
-    await new Promise((r) =>
-      setTimeout(r, Math.min(options.connectRetryMs, Math.max(0, deadline - Date.now())))
-    );
+    await new Promise((r) => setTimeout(r, Math.min(pauseMs, Math.max(0, deadline - Date.now()))));
+    if (options.backoffMaxMs) pauseMs = Math.min(2 * pauseMs, options.backoffMaxMs);
   }
   throw new GantryError(
     "E_TIMEOUT",
-    `could not reach the coordinator at ${options.url} in ${options.connectTimeoutMs} ms ` +
-      `(${attempts} attempts; last: ${last}); is it running? see --coordinator and --connect-timeout-ms`,
+    `could not reach the coordinator at ${options.url} in ${options.timeoutMs} ms ` +
+      `(${attempts} attempts; last: ${last}); is it running? see --coordinator and --${options.timeoutFlag}`,
   );
 }

@@ -3,21 +3,27 @@
  * shards it is sent until told to stop. Stateless apart from its replica of G and D.
  */
 import type { Config } from "../config/config.ts";
+import { SUPERVISED_VARIABLE } from "../config/load.ts";
 import { runMain } from "../config/main.ts";
 import { type BackendInfo, initBackend } from "../shared/backends/select.ts";
-import { decodeFrame, encodeMessage } from "../shared/codec.ts";
+import { decodeFrame } from "../shared/codec.ts";
 import { errorMessage, GantryError } from "../shared/errors.ts";
 import { modelSpecs } from "../shared/models/specs.ts";
 import {
   type ExpectedSizes,
   expectedSizes,
-  type Message,
+  type HelloMessage,
   PROTOCOL_VERSION,
   validateFromCoordinator,
+  type WelcomeMessage,
 } from "../shared/protocol.ts";
 import { StepComputer } from "../shared/step.ts";
-import { connectWithRetry } from "./connection.ts";
+import { CoordinatorLink } from "./link.ts";
 import { TaskRunner } from "./compute.ts";
+import { nowUs, SpanLog } from "../shared/trace.ts";
+
+/** How long a worker waits for its last words (an error frame, a close) to leave before it exits. */
+const CLOSE_WAIT_MS = 2000;
 
 /** Runs one worker until the coordinator stops it; returns the exit code. */
 export async function runWorker(config: Config): Promise<number> {
@@ -29,14 +35,7 @@ export async function runWorker(config: Config): Promise<number> {
     threads: config.threads,
     log,
   });
-  const socket = await connectWithRetry({
-    url: config.coordinator,
-    connectTimeoutMs: config.connectTimeoutMs,
-    connectRetryMs: config.connectRetryMs,
-    log,
-  });
-  const send = (message: Message) => socket.send(encodeMessage(message));
-  send({
+  const hello: HelloMessage = {
     type: "hello",
     version: PROTOCOL_VERSION,
     name,
@@ -49,66 +48,131 @@ export async function runWorker(config: Config): Promise<number> {
       devices: backend.devices,
       fallbackReasons: backend.fallbackReasons,
     },
-  });
+    ...(config.token ? { token: config.token } : {}),
+  };
 
-  let computer: StepComputer | null = null;
+  let computer = null as StepComputer | null;
   let runner: TaskRunner | null = null;
+  let spans = new SpanLog(false);
+  /** Time spent decoding frames since the last result (weights frames come ahead of their task). */
+  let decodeMs = 0;
   let sizes: ExpectedSizes | null = null;
-  return await new Promise<number>((resolve) => {
-    let exitCode: number | null = null;
-    const finish = (code: number, why: string) => {
-      if (exitCode !== null) return;
-      exitCode = code;
-      log(why);
-      computer?.dispose();
-      try {
-        socket.close(1000);
-      } catch { /* already closed */ }
-      resolve(code);
-    };
-    socket.onmessage = (event) => {
-      if (exitCode !== null) return;
-      try {
-        const message = validateFromCoordinator(
-          decodeFrame(new Uint8Array(event.data as ArrayBuffer)),
-          sizes,
-        );
-        switch (message.type) {
-          case "welcome": {
-            const specs = modelSpecs(message.model, message.latentDim);
-            sizes = expectedSizes(specs);
-            computer = new StepComputer(specs, message.labelSmoothing);
-            runner = new TaskRunner(computer);
-            log(`joined as worker ${message.workerId}: model ${message.model}`);
-            break;
-          }
-          case "task":
-            send(runner!.run(message));
-            break;
-          case "stop":
-            finish(message.exitCode, `stopped by the coordinator: ${message.reason}`);
-            break;
-          case "error":
-            finish(1, `the coordinator refused this worker: ${message.code}: ${message.message}`);
-            break;
+  let exitCode: number | null = null;
+  let done: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => done = resolve);
+  const finish = async (code: number, why: string, close?: GantryError) => {
+    if (exitCode !== null) return;
+    exitCode = code;
+    log(why);
+    await link.close(close?.closeCode ?? 1000, close?.code ?? "done", CLOSE_WAIT_MS);
+    done(code);
+  };
+
+  /** A welcome, again after a reconnection: the replica is rebuilt only when the model differs. */
+  const welcome = (message: WelcomeMessage) => {
+    const specs = modelSpecs(message.model, message.latentDim);
+    const simulated = config.compute === "simulated";
+    const same = computer !== null && computer.specs.model === specs.model &&
+      computer.specs.latentDim === specs.latentDim && computer.labelSmoothing === message.labelSmoothing;
+    if (!same) computer?.dispose();
+    // Simulated compute builds no model at all: only the sizes of its gradients matter.
+    const current = simulated ? null : same ? computer! : new StepComputer(specs, message.labelSmoothing);
+    computer = current;
+    sizes = expectedSizes(specs);
+    spans = new SpanLog(message.trace);
+    // A new connection knows nothing of the weights held: the coordinator sends them before the first task.
+    runner = new TaskRunner(current, {
+      wire: message.wire,
+      spans,
+      ...(simulated ? { simulated: { stepMs: config.stepMs, specs } } : {}),
+    });
+    link.setHeartbeat(message.heartbeatIntervalMs, message.heartbeatTimeoutMs);
+    log(
+      `joined as worker ${message.workerId}: model ${message.model}, wire ${message.wire}` +
+        (simulated ? `, simulated compute of ${config.stepMs} ms per step` : ""),
+    );
+  };
+
+  const receive = (bytes: Uint8Array) => {
+    if (exitCode !== null) return;
+    try {
+      const started = performance.now();
+      const startUs = nowUs();
+      const message = validateFromCoordinator(decodeFrame(bytes), sizes);
+      switch (message.type) {
+        case "heartbeat":
+          break;
+        case "welcome":
+          welcome(message);
+          break;
+        case "weights":
+          runner!.weights(message);
+          decodeMs += performance.now() - started;
+          spans.add(`weights ${message.net}`, startUs, nowUs() - startUs);
+          break;
+        case "task": {
+          decodeMs += performance.now() - started;
+          spans.add(`decode task ${message.phase}`, startUs, nowUs() - startUs);
+          const result = runner!.run(message, decodeMs);
+          decodeMs = 0;
+          const sendUs = nowUs();
+          link.send(result);
+          // Lands in the next result's spans (this one is already encoded).
+          spans.add(`encode result ${message.phase}`, sendUs, nowUs() - sendUs);
+          break;
         }
-      } catch (error) {
-        const e = error instanceof GantryError
-          ? error
-          : new GantryError("E_BAD_MESSAGE", errorMessage(error));
-        try {
-          send({ type: "error", version: PROTOCOL_VERSION, code: e.code, message: e.message });
-        } catch { /* the socket is gone */ }
-        finish(1, `giving up: ${e.code}: ${e.message}`);
+        case "stop":
+          void finish(message.exitCode, `stopped by the coordinator: ${message.reason}`);
+          break;
+        case "error":
+          void finish(1, `the coordinator refused this worker: ${message.code}: ${message.message}`);
+          break;
       }
-    };
-    socket.onclose = (event) => {
-      finish(
-        1,
-        `the coordinator closed the connection (${event.code}${event.reason ? ` ${event.reason}` : ""})`,
-      );
-    };
-  });
+    } catch (error) {
+      const e = error instanceof GantryError ? error : new GantryError("E_BAD_MESSAGE", errorMessage(error));
+      link.send({ type: "error", version: PROTOCOL_VERSION, code: e.code, message: e.message });
+      void finish(1, `giving up: ${e.code}: ${e.message}`, e);
+    }
+  };
+
+  /** The coordinator went away without a stop: it may come back (restarted with --resume). */
+  const lost = async (code: number, reason: string) => {
+    if (exitCode !== null) return;
+    const what = `lost the coordinator (${code}${reason ? ` ${reason}` : ""})`;
+    if (config.reconnectTimeoutMs === 0) {
+      await finish(1, `${what}; not reconnecting (--reconnect-timeout-ms 0)`);
+      return;
+    }
+    log(`${what}; reconnecting for up to ${config.reconnectTimeoutMs} ms`);
+    try {
+      await link.connect(config.reconnectTimeoutMs, "reconnect-timeout-ms", true);
+      log(`reconnected to ${config.coordinator}`);
+      sizes = null;
+      link.send(hello);
+    } catch (error) {
+      await finish(1, `giving up: ${errorMessage(error)}`);
+    }
+  };
+
+  const link = new CoordinatorLink({
+    url: config.coordinator,
+    retryMs: config.connectRetryMs,
+    backoffMaxMs: config.reconnectBackoffMaxMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+  }, { frame: receive, closed: (code, reason) => void lost(code, reason), log });
+  const leaveInterruptToCoordinator = () => log("interrupted: the coordinator will stop this worker");
+  const supervised = Deno.env.get(SUPERVISED_VARIABLE) === "1";
+  if (supervised) Deno.addSignalListener("SIGINT", leaveInterruptToCoordinator);
+  try {
+    await link.connect(config.connectTimeoutMs, "connect-timeout-ms", false);
+    link.send(hello);
+    return await finished;
+  } finally {
+    if (supervised) Deno.removeSignalListener("SIGINT", leaveInterruptToCoordinator);
+    computer?.dispose();
+    link.terminate();
+  }
 }
 
 if (import.meta.main) await runMain("worker", runWorker);
