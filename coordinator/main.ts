@@ -5,6 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Config } from "../config/config.ts";
 import { runMain } from "../config/main.ts";
+import { pressHandler } from "../shared/interrupts.ts";
 import { errorMessage, GantryError } from "../shared/errors.ts";
 import { modelSpecs } from "../shared/models/specs.ts";
 import type { ModelSpecs } from "../shared/models/types.ts";
@@ -24,8 +25,6 @@ import { Trace } from "../shared/trace.ts";
 import { EpochEvaluator, evaluationHook } from "../evaluate/epoch.ts";
 
 export const GANTRY_VERSION = "0.1.0";
-/** Interrupts closer together than this are one Ctrl-C (delivered by the terminal and by the launcher). */
-const ONE_PRESS_MS = 1000;
 /** Room for msgpack headers and small fields around the arrays of the largest frame. */
 const FRAME_HEADROOM_BYTES = 64 * 1024;
 
@@ -133,16 +132,10 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
   log(`run folder ${out}, seed ${config.seed}, waiting for ${config.workers ?? 1} worker(s)`);
 
   const abort = new AbortController();
-  let firstInterrupt = 0;
-  const onInterrupt = () => {
-    // Ctrl-C in a terminal reaches every process of the group, and `deno task train` forwards it as well: two
-    // signals close together are one press.
-    if (firstInterrupt && performance.now() - firstInterrupt > ONE_PRESS_MS) Deno.exit(130);
-    if (firstInterrupt) return;
-    firstInterrupt = performance.now();
+  const onInterrupt = pressHandler(() => {
     log("interrupted: finishing the step in flight, then checkpointing (Ctrl-C again to quit at once)");
     abort.abort();
-  };
+  }, () => Deno.exit(130));
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onInterrupt);
 

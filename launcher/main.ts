@@ -5,6 +5,7 @@
 import type { Config } from "../config/config.ts";
 import { isLoopback, SUPERVISED_VARIABLE, toFlags, TOKEN_VARIABLE } from "../config/load.ts";
 import { runMain } from "../config/main.ts";
+import { pressHandler } from "../shared/interrupts.ts";
 import { type Child, signalChild, spawnChild } from "./children.ts";
 import { COORDINATOR_PERMISSIONS, WORKER_PERMISSIONS } from "./permissions.ts";
 
@@ -79,18 +80,12 @@ export async function runTrain(config: Config): Promise<number> {
   // Watched from the start: the coordinator prints it right after its listening line (--dashboard false: never).
   coordinator.waitForLine(DASHBOARD).then((m) => m && console.log(`[train] dashboard: ${m[1]}`));
   const workerChildren: Child[] = [];
-  let interrupts = 0;
-  const onInterrupt = () => {
-    interrupts++;
-    if (interrupts === 1) {
-      console.log(
-        "[train] interrupted: asking the coordinator to checkpoint and stop (Ctrl-C again to kill)",
-      );
-      signalChild(coordinator, "SIGINT");
-    } else {
-      for (const child of [coordinator, ...workerChildren]) signalChild(child, "SIGKILL");
-    }
-  };
+  const onInterrupt = pressHandler(() => {
+    console.log("[train] interrupted: asking the coordinator to checkpoint and stop (Ctrl-C again to kill)");
+    signalChild(coordinator, "SIGINT");
+  }, () => {
+    for (const child of [coordinator, ...workerChildren]) signalChild(child, "SIGKILL");
+  });
   Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     // Workers retry until the coordinator listens: in direct mode they start at once.

@@ -4,21 +4,24 @@
  * beside it; as a terminal table and as scaling.csv.
  */
 
-/** The fields of a metrics line the report reads (coordinator/recorder.ts MetricsLine). */
-export interface StepMetrics {
-  step: number;
-  stepMs: number;
-  computeMs: number;
-  workers: number;
-  broadcastMs?: number;
-  encodeMs?: number;
-  networkMs?: number;
-  decodeMs?: number;
-  aggregateMs?: number;
-  optimizerMs?: number;
-  lossD?: number;
-  lossG?: number;
-}
+import type { MetricsLine } from "../coordinator/recorder.ts";
+
+/** The fields of a metrics line the report reads. */
+export type StepMetrics =
+  & Pick<
+    MetricsLine,
+    | "step"
+    | "stepMs"
+    | "computeMs"
+    | "workers"
+    | "broadcastMs"
+    | "encodeMs"
+    | "networkMs"
+    | "decodeMs"
+    | "aggregateMs"
+    | "optimizerMs"
+  >
+  & Partial<Pick<MetricsLine, "lossD" | "lossG">>;
 
 export const BREAKDOWN = [
   "computeMs",

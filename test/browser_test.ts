@@ -15,7 +15,7 @@ import { writeTestCheckpoint } from "../generate/test_checkpoint.ts";
 import { IMAGE_SIDE } from "../shared/models/specs.ts";
 import type { ModelName } from "../shared/models/types.ts";
 import { assert, assertClose, assertEquals } from "../shared/testing.ts";
-import { findChromium, launchChromium, noChromiumReason, within } from "./chromium.ts";
+import { findChromium, launchChromium, loopbackPage, noChromiumReason, within } from "./chromium.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const TFJS_BUNDLE = join(ROOT, "node_modules/@tensorflow/tfjs/dist/tf.min.js");
@@ -155,17 +155,9 @@ Deno.test({
       server = serve(generators, requested, stopServer.signal);
       const origin = `http://127.0.0.1:${server.addr.port}`;
       browser = await launchChromium(CHROMIUM!);
-      const page = await browser.newPage();
-      page.setDefaultTimeout(PAGE_TIMEOUT_MS);
       // Nothing may leave this machine: a request anywhere but this server fails the page and the test.
-      const foreign: string[] = [];
-      await page.route("**/*", (route) => {
-        if (route.request().url().startsWith(`${origin}/`)) return route.continue();
-        foreign.push(route.request().url());
-        return route.abort();
-      });
-      const pageErrors: string[] = [];
-      page.on("pageerror", (error) => pageErrors.push(error.message));
+      const { page, foreign, pageErrors } = await loopbackPage(browser, origin);
+      page.setDefaultTimeout(PAGE_TIMEOUT_MS);
       await page.goto(`${origin}/`, { waitUntil: "load" });
 
       for (const model of MODELS) {

@@ -4,7 +4,7 @@
  */
 import fs from "node:fs";
 import { join } from "node:path";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 
 export const CHROMIUM_ENV = "GANTRY_CHROMIUM";
 const CHROMIUM_NAMES = ["chromium", "chromium-browser"];
@@ -78,4 +78,22 @@ export async function within<T>(ms: number, what: string, promise: Promise<T>): 
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+/** A page that may talk to `origin` only: any other request is aborted and listed in `foreign`. */
+export async function loopbackPage(
+  browser: Browser,
+  origin: string,
+  options: Parameters<Browser["newPage"]>[0] = {},
+): Promise<{ page: Page; foreign: string[]; pageErrors: string[] }> {
+  const page = await browser.newPage(options);
+  const foreign: string[] = [];
+  await page.route("**/*", (route) => {
+    if (route.request().url().startsWith(`${origin}/`)) return route.continue();
+    foreign.push(route.request().url());
+    return route.abort();
+  });
+  const pageErrors: string[] = [];
+  page.on("pageerror", (error) => pageErrors.push(error.message));
+  return { page, foreign, pageErrors };
 }

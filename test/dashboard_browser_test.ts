@@ -9,7 +9,7 @@
 import type { Browser, Page } from "playwright-core";
 import { assert, assertEquals } from "../shared/testing.ts";
 import { TEST_BACKEND } from "./backend.ts";
-import { findChromium, launchChromium, noChromiumReason, within } from "./chromium.ts";
+import { findChromium, launchChromium, loopbackPage, noChromiumReason, within } from "./chromium.ts";
 import { cleanup, coordinatorUrl, type Proc, startCoordinator, startWorker } from "./processes.ts";
 
 const START_TIMEOUT_MS = 60_000;
@@ -87,17 +87,10 @@ Deno.test({
       assertEquals(new URL(url).port, new URL(wsUrl).port, "the dashboard is on the workers' port");
 
       browser = await within(PAGE_TIMEOUT_MS, "launching Chromium", launchChromium(CHROMIUM!));
-      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-      page.setDefaultTimeout(PAGE_TIMEOUT_MS);
-      const origin = new URL(url).origin;
-      const foreign: string[] = [];
-      await page.route("**/*", (route) => {
-        if (route.request().url().startsWith(`${origin}/`)) return route.continue();
-        foreign.push(route.request().url());
-        return route.abort();
+      const { page, foreign, pageErrors } = await loopbackPage(browser, new URL(url).origin, {
+        viewport: { width: 1400, height: 1000 },
       });
-      const pageErrors: string[] = [];
-      page.on("pageerror", (error) => pageErrors.push(error.message));
+      page.setDefaultTimeout(PAGE_TIMEOUT_MS);
       await page.goto(url, { waitUntil: "load" });
 
       // A token is set: the page asks for it before it shows anything of the run.
