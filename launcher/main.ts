@@ -6,6 +6,7 @@ import type { Config } from "../config/config.ts";
 import { isLoopback, SUPERVISED_VARIABLE, toFlags, TOKEN_VARIABLE } from "../config/load.ts";
 import { runMain } from "../config/main.ts";
 import { pressHandler } from "../shared/interrupts.ts";
+import { freePort } from "../shared/net.ts";
 import { type Child, signalChild, spawnChild } from "./children.ts";
 import { COORDINATOR_PERMISSIONS, WORKER_PERMISSIONS } from "./permissions.ts";
 
@@ -40,14 +41,6 @@ export function planWorkers(
 function workerHost(host: string): string {
   if (!isLoopback(host)) return "127.0.0.1";
   return host.includes(":") ? `[${host}]` : host;
-}
-
-/** A port free a moment ago on the loopback interface. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 export async function runTrain(config: Config): Promise<number> {

@@ -83,3 +83,18 @@ export function compareArrays(
   }
   return { worst, differing };
 }
+
+/** Rejects after `ms` (the caller's `finally` then ends whatever was still pending). */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  const signal = AbortSignal.timeout(ms);
+  let onAbort = () => {};
+  const timedOut = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new Error(`${what} took longer than ${ms} ms`));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([promise, timedOut]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}

@@ -14,8 +14,8 @@ import { drawNoise, generateGrid } from "../generate/sample.ts";
 import { writeTestCheckpoint } from "../generate/test_checkpoint.ts";
 import { IMAGE_SIDE } from "../shared/models/specs.ts";
 import type { ModelName } from "../shared/models/types.ts";
-import { assert, assertClose, assertEquals } from "../shared/testing.ts";
-import { findChromium, launchChromium, loopbackPage, noChromiumReason, within } from "./chromium.ts";
+import { assert, assertClose, assertEquals, within } from "../shared/testing.ts";
+import { findChromium, launchChromium, loopbackPage, noChromiumReason } from "./chromium.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const TFJS_BUNDLE = join(ROOT, "node_modules/@tensorflow/tfjs/dist/tf.min.js");

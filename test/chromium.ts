@@ -65,21 +65,6 @@ export async function launchChromium(executablePath: string): Promise<Browser> {
   return await chromium.launch({ executablePath, args: CHROMIUM_ARGS, timeout: LAUNCH_TIMEOUT_MS });
 }
 
-/** Rejects after `ms` (the `finally` that closes the browser then ends whatever was still pending). */
-export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  const signal = AbortSignal.timeout(ms);
-  let onAbort = () => {};
-  const timedOut = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new Error(`${what} took longer than ${ms} ms`));
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([promise, timedOut]);
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-  }
-}
-
 /** A page that may talk to `origin` only: any other request is aborted and listed in `foreign`. */
 export async function loopbackPage(
   browser: Browser,

@@ -7,9 +7,9 @@
  * Needs a Chromium (see test/chromium.ts); without one the browser test is skipped with the reason printed.
  */
 import type { Browser, Page } from "playwright-core";
-import { assert, assertEquals } from "../shared/testing.ts";
+import { assert, assertEquals, within } from "../shared/testing.ts";
 import { TEST_BACKEND } from "./backend.ts";
-import { findChromium, launchChromium, loopbackPage, noChromiumReason, within } from "./chromium.ts";
+import { findChromium, launchChromium, loopbackPage, noChromiumReason } from "./chromium.ts";
 import { cleanup, coordinatorUrl, type Proc, startCoordinator, startWorker } from "./processes.ts";
 
 const START_TIMEOUT_MS = 60_000;

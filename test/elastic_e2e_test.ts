@@ -2,6 +2,7 @@
  * Workers that die, stall or join, and a coordinator that dies: the run goes on with the workers it has,
  * pauses below --min-workers, and records every step exactly once.
  */
+import { freePort } from "../shared/net.ts";
 import { Rng } from "../shared/rng.ts";
 import { assert, assertEquals } from "../shared/testing.ts";
 import { TEST_BACKEND } from "./backend.ts";
@@ -38,14 +39,6 @@ async function withRunDir(prefix: string, fn: (out: string) => Promise<void>): P
   } finally {
     await Deno.remove(out, { recursive: true });
   }
-}
-
-/** A port that was free a moment ago, for a coordinator that must come back on the same one. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 for (const seed of [1, 2, 3]) {

@@ -7,7 +7,7 @@
 import { encodeMessage } from "../shared/codec.ts";
 import { PROTOCOL_VERSION, type ResultMessage, type TaskMessage } from "../shared/protocol.ts";
 import { Rng } from "../shared/rng.ts";
-import { assert, assertEquals } from "../shared/testing.ts";
+import { assert, assertEquals, within } from "../shared/testing.ts";
 import { TEST_BACKEND } from "./backend.ts";
 import { helloMessage, TestPeer } from "./peer.ts";
 import {
@@ -89,15 +89,7 @@ async function rogueWorker(url: string, spoil: (result: ResultMessage) => Result
 /** One fuzz connection: a few random frames of one kind; resolves with how many it sent once it is closed. */
 async function fuzzConnection(port: number, rng: Rng): Promise<number> {
   const kind = rng.int(5);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`fuzz connection of kind ${kind} hung`)), FUZZ_CONNECTION_MS);
-  });
-  try {
-    return await Promise.race([fuzzOnce(port, rng, kind), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  return await within(FUZZ_CONNECTION_MS, `fuzz connection of kind ${kind}`, fuzzOnce(port, rng, kind));
 }
 
 async function fuzzOnce(port: number, rng: Rng, kind: number): Promise<number> {

@@ -3,6 +3,7 @@
  * worker that then misbehaves, or to check what the coordinator answers a bad hello with.
  */
 import { decodeFrame, encodeMessage } from "../shared/codec.ts";
+import { within } from "../shared/testing.ts";
 import { modelSpecs } from "../shared/models/specs.ts";
 import {
   type ExpectedSizes,
@@ -97,16 +98,8 @@ export class TestPeer {
   }
 
   /** Resolves with the close, or throws after `timeoutMs`. */
-  async closedWithin(timeoutMs: number): Promise<{ code: number; reason: string }> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`not closed within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([this.closed, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  closedWithin(timeoutMs: number): Promise<{ code: number; reason: string }> {
+    return within(timeoutMs, "the close", this.closed);
   }
 
   close(): void {

@@ -19,6 +19,7 @@ import {
   startCoordinator,
   startTrain,
   startWorker,
+  waitForSteps,
 } from "./processes.ts";
 
 const RUN_TIMEOUT_MS = 180_000;
@@ -28,16 +29,13 @@ const LR = 2e-4;
 const RUN = ["--model=mlp", "--seed=3", "--examples=256", "--batch-size=32", `--lr=${LR}`, "--progress=none"];
 const STEPS_PER_EPOCH = 8;
 
+/** `deno task train` of RUN with one worker into `out`. */
+function trainArgs(out: string, extra: string[]): string[] {
+  return [...RUN, "--workers=1", "--port=0", `--backend=${TEST_BACKEND}`, `--out=${out}`, ...extra];
+}
+
 async function train(out: string, extra: string[]): Promise<void> {
-  const p = startTrain([
-    ...RUN,
-    "--workers=1",
-    "--port=0",
-    `--backend=${TEST_BACKEND}`,
-    `--out=${out}`,
-    ...extra,
-  ]);
-  await expectExitZero(p, RUN_TIMEOUT_MS);
+  await expectExitZero(startTrain(trainArgs(out, extra)), RUN_TIMEOUT_MS);
 }
 
 async function finalWeights(runDir: string): Promise<Float32Array[]> {
@@ -170,19 +168,9 @@ Deno.test({
   async fn() {
     const out = await Deno.makeTempDir({ prefix: "gantry-ctrlc-" });
     const epochs = 6;
-    const p = startTrain([
-      ...RUN,
-      "--workers=1",
-      "--port=0",
-      `--backend=${TEST_BACKEND}`,
-      `--out=${out}`,
-      `--epochs=${epochs}`,
-    ], true);
+    const p = startTrain(trainArgs(out, [`--epochs=${epochs}`]), true);
     try {
-      const deadline = Date.now() + RUN_TIMEOUT_MS;
-      while ((await metricLines(out)) < 3 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitForSteps(out, 3, RUN_TIMEOUT_MS);
       signalGroup(p, "SIGINT");
       assertEquals(await p.exit(RUN_TIMEOUT_MS), 130, p.output());
       assert(p.output().includes(`continue with deno task train --resume ${out}`), p.output());

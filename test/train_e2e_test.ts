@@ -2,6 +2,7 @@
  * End-to-end: real coordinator and worker processes on 127.0.0.1, ports picked at run time (--port 0),
  * every wait bounded. Small runs of the mlp model keep the suite within its time budget.
  */
+import { freePort } from "../shared/net.ts";
 import { assert, assertEquals } from "../shared/testing.ts";
 import {
   cleanup,
@@ -96,7 +97,7 @@ Deno.test({
   async fn() {
     const out = await Deno.makeTempDir({ prefix: "gantry-hand-" });
     // The workers start first: they retry until the coordinator is up.
-    const coordinatorPort = await freePort();
+    const coordinatorPort = freePort();
     const url = `ws://127.0.0.1:${coordinatorPort}`;
     const workers = [0, 1].map((gpu) =>
       startWorker(`worker ${gpu}`, ["--gpu", String(gpu), "--coordinator", url, "--backend", TEST_BACKEND])
@@ -133,7 +134,7 @@ Deno.test({
   name: "a worker started alone gives up after --connect-timeout-ms with a message naming the coordinator",
   sanitizeResources: false,
   async fn() {
-    const port = await freePort();
+    const port = freePort();
     const worker = startWorker("worker", [
       "--coordinator",
       `ws://127.0.0.1:${port}`,
@@ -186,15 +187,6 @@ Deno.test({
     }
   },
 });
-
-/** A port that was free a moment ago (for tests that must know it before the coordinator starts). */
-async function freePort(): Promise<number> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  await new Promise((r) => setTimeout(r, 10));
-  return port;
-}
 
 Deno.test({
   name: "deno task train on a terminal shows the coordinator's progress bar, one per epoch",
