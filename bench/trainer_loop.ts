@@ -47,6 +47,8 @@ export class BenchLoop {
   readonly #d: NetWeights;
   readonly #adamG: Adam;
   readonly #adamD: Adam;
+  readonly #gradG: Float32Array;
+  readonly #gradD: Float32Array;
   readonly #rng: Rng;
   readonly #batch: number;
   readonly #real: Array<{ images: Uint8Array; labels: Uint8Array }>;
@@ -60,6 +62,11 @@ export class BenchLoop {
     this.#d = initialWeights(specs.discriminator, this.#rng);
     this.#adamG = new Adam(this.#g.trainable.length, ADAM);
     this.#adamD = new Adam(this.#d.trainable.length, ADAM);
+    // As on the coordinator: master weights and gradients in the optimizers' memories.
+    this.#g.trainable = this.#adamG.buffer(this.#g.trainable);
+    this.#d.trainable = this.#adamD.buffer(this.#d.trainable);
+    this.#gradG = this.#adamG.buffer();
+    this.#gradD = this.#adamD.buffer();
     this.#computer = new StepComputer(specs, 0);
     this.#computer.setGeneratorWeights(this.#g.trainable);
     this.#computer.setDiscriminatorWeights(this.#d.trainable);
@@ -91,13 +98,13 @@ export class BenchLoop {
     };
     const d = this.#computer.discriminatorPhase(dShard);
     lap("dPhase");
-    this.#adamD.apply(this.#d.trainable, scaled(d.grads, 1 / n));
+    this.#adamD.apply(this.#d.trainable, scaled(d.grads, 1 / n, this.#gradD));
     lap("adam");
     this.#computer.setDiscriminatorWeights(this.#d.trainable);
     lap("setWeights");
     const g = this.#computer.generatorPhase(gShard);
     lap("gPhase");
-    this.#adamG.apply(this.#g.trainable, scaled(g.grads, 1 / n));
+    this.#adamG.apply(this.#g.trainable, scaled(g.grads, 1 / n, this.#gradG));
     lap("adam");
     this.#computer.setGeneratorWeights(this.#g.trainable);
     lap("setWeights");
@@ -123,8 +130,8 @@ export class BenchLoop {
   }
 }
 
-/** The coordinator averages gradient sums over the global batch before Adam; in place. */
-function scaled(values: Float32Array, factor: number): Float32Array {
-  for (let i = 0; i < values.length; i++) values[i] *= factor;
-  return values;
+/** The coordinator averages gradient sums over the global batch into Adam's gradient buffer. */
+function scaled(values: Float32Array, factor: number, out: Float32Array): Float32Array {
+  for (let i = 0; i < values.length; i++) out[i] = values[i] * factor;
+  return out;
 }

@@ -39,6 +39,7 @@ export interface Config {
   minWorkers: number;
   token?: string;
   wire: "float32" | "float16";
+  sharedMemory: "auto" | "off";
   balance: boolean;
   trace?: string;
   compute: "real" | "simulated";

@@ -248,6 +248,14 @@ export const OPTIONS = {
     help: "how gradients and weights travel; master weights and Adam stay float32 (float16: half the bytes)",
     roles: RUN,
   },
+  sharedMemory: {
+    flag: "shared-memory",
+    kind: { type: "enum", values: ["auto", "off"] },
+    default: "auto",
+    help: "auto: workers on the coordinator's machine pass gradients and weights through shared memory " +
+      "(Linux, --allow-ffi), the socket carrying only messages; off: everything through the socket",
+    roles: ALL,
+  },
   balance: {
     flag: "balance",
     kind: { type: "boolean" },

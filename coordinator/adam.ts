@@ -2,6 +2,8 @@
  * Adam over one flat Float32Array of master weights, in one fused pass (Kingma & Ba, with Keras's epsilon
  * placement: p -= lr_t * m / (sqrt(v) + eps), lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)).
  */
+import { type OptimizerKernels, optimizerKernels } from "./adam_kernel.ts";
+
 export interface AdamSettings {
   lr: number;
   beta1: number;
@@ -15,25 +17,89 @@ export interface AdamState {
   v: Float32Array;
 }
 
+/** Float32 lanes per SIMD vector: every region is padded to a whole number of them. */
+const LANES = 4;
+const WASM_PAGE = 65536;
+/** Regions for arrays the caller passes that live outside this Adam's memory (params in, grads, out). */
+const SCRATCH_REGIONS = 3;
+
 /**
  * The moments are double-buffered: `stage()` computes an update without committing it, so that a step can
  * be abandoned halfway (its workers all gone) and checkpointed as it was before it began.
+ *
+ * Moments, and any arrays made by `buffer()`, live in one WebAssembly memory of this instance, where the
+ * SIMD kernel (adam_kernel.ts) reads and writes them in place. Arrays from elsewhere work too, at the cost
+ * of a copy in and out.
  */
 export class Adam {
   readonly settings: AdamSettings;
+  readonly size: number;
   #step = 0;
+  readonly #memory: WebAssembly.Memory;
+  readonly #kernels: OptimizerKernels;
+  readonly #regionBytes: number;
+  #nextRegion = 0;
+  readonly #regionCount: number;
   #m: Float32Array;
   #v: Float32Array;
   #mNext: Float32Array;
   #vNext: Float32Array;
+  readonly #scratch: Float32Array[];
   #staged = false;
 
-  constructor(size: number, settings: AdamSettings) {
+  /** `buffers`: how many arrays `buffer()` may hand out (weights, staged weights, gradient). */
+  constructor(size: number, settings: AdamSettings, buffers = 3) {
     this.settings = settings;
-    this.#m = new Float32Array(size);
-    this.#v = new Float32Array(size);
-    this.#mNext = new Float32Array(size);
-    this.#vNext = new Float32Array(size);
+    this.size = size;
+    this.#regionBytes = Math.ceil(size / LANES) * LANES * 4;
+    this.#regionCount = 4 + SCRATCH_REGIONS + buffers;
+    const pages = Math.max(1, Math.ceil((this.#regionCount * this.#regionBytes) / WASM_PAGE));
+    // Fixed size: growing would detach every view handed out.
+    this.#memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    this.#kernels = optimizerKernels(this.#memory);
+    [this.#m, this.#v, this.#mNext, this.#vNext] = [0, 1, 2, 3].map(() => this.#region());
+    this.#scratch = Array.from({ length: SCRATCH_REGIONS }, () => this.#region());
+  }
+
+  /** A zeroed array of `size` floats (or a copy of `initial`) that the kernel uses without copying. */
+  buffer(initial?: Float32Array): Float32Array {
+    const view = this.#region();
+    if (initial) view.set(initial);
+    return view;
+  }
+
+  #region(): Float32Array {
+    if (this.#nextRegion >= this.#regionCount) {
+      throw new Error(`Adam.buffer: all ${this.#regionCount - 4 - SCRATCH_REGIONS} buffers are taken`);
+    }
+    const offset = this.#nextRegion++ * this.#regionBytes;
+    return new Float32Array(this.#memory.buffer, offset, this.size);
+  }
+
+  /** The array's byte address in this memory, copying it into scratch region `k` if it lives elsewhere. */
+  #address(array: Float32Array, k: number, copyIn: boolean): number {
+    if (array.buffer === this.#memory.buffer) return array.byteOffset;
+    if (copyIn) this.#scratch[k].set(array);
+    return this.#scratch[k].byteOffset;
+  }
+
+  /**
+   * out = sum_k inputs[k] * scales[k], with `out` one of this Adam's buffers. Inputs from elsewhere (a
+   * worker's shared memory, a frame) are copied in first: a memcpy, then the SIMD sum. Returns the index
+   * of the first input holding a NaN or an infinity, or -1.
+   */
+  sumInto(out: Float32Array, inputs: Float32Array[], scales: number[]): number {
+    if (out.buffer !== this.#memory.buffer || out.length !== this.size) {
+      throw new Error("Adam.sumInto: `out` must be a buffer() of this Adam");
+    }
+    let bad = -1;
+    inputs.forEach((input, k) => {
+      if (input.length !== this.size) throw new Error(`Adam.sumInto: input ${k} has ${input.length} values`);
+      const address = this.#address(input, 1, true);
+      const kernel = k === 0 ? this.#kernels.scaleInto : this.#kernels.addScaled;
+      if (kernel(out.byteOffset, address, this.#regionBytes, scales[k]) && bad < 0) bad = k;
+    });
+    return bad;
   }
 
   /** Updates committed so far: the version of the weights they produced. */
@@ -64,7 +130,7 @@ export class Adam {
    * commit().
    */
   stage(params: Float32Array, grads: Float32Array, out: Float32Array): void {
-    const size = this.#m.length;
+    const size = this.size;
     if (params.length !== size || grads.length !== size || out.length !== size) {
       throw new Error(
         `Adam.stage: sizes ${params.length}, ${grads.length} and ${out.length} do not match ${size}`,
@@ -74,17 +140,26 @@ export class Adam {
     const { lr, beta1, beta2, epsilon } = this.settings;
     const t = this.#step + 1;
     const lrT = lr * Math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t);
-    const m = this.#m, v = this.#v, mNext = this.#mNext, vNext = this.#vNext;
-    const c1 = 1 - beta1;
-    const c2 = 1 - beta2;
-    for (let i = 0; i < size; i++) {
-      const g = grads[i];
-      const mi = beta1 * m[i] + c1 * g;
-      const vi = beta2 * v[i] + c2 * g * g;
-      mNext[i] = mi;
-      vNext[i] = vi;
-      out[i] = params[i] - lrT * mi / (Math.sqrt(vi) + epsilon);
-    }
+    const pIn = this.#address(params, 0, true);
+    const g = this.#address(grads, 1, true);
+    const pOut = out === params ? pIn : this.#address(out, 2, false);
+    this.#kernels.adam(
+      pIn,
+      g,
+      this.#m.byteOffset,
+      this.#v.byteOffset,
+      pOut,
+      this.#mNext.byteOffset,
+      this.#vNext.byteOffset,
+      this.#regionBytes,
+      beta1,
+      1 - beta1,
+      beta2,
+      1 - beta2,
+      lrT,
+      epsilon,
+    );
+    if (out.buffer !== this.#memory.buffer) out.set(new Float32Array(this.#memory.buffer, pOut, size));
     this.#staged = true;
   }
 
@@ -105,7 +180,7 @@ export class Adam {
   }
 
   restore(state: AdamState): void {
-    if (state.m.length !== this.#m.length || state.v.length !== this.#v.length) {
+    if (state.m.length !== this.size || state.v.length !== this.size) {
       throw new Error(`Adam.restore: state of size ${state.m.length} does not fit ${this.#m.length} weights`);
     }
     this.#step = state.step;

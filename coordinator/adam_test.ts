@@ -59,3 +59,61 @@ Deno.test("Adam.stage() changes nothing until commit(); discard() leaves the opt
     ...direct.v,
   ]]);
 });
+
+/** Adam in float64 JavaScript, the reference for the float32 SIMD kernel. */
+function referenceAdam(
+  p: number[],
+  grads: number[][],
+  s: { lr: number; beta1: number; beta2: number; epsilon: number },
+) {
+  const m = p.map(() => 0), v = p.map(() => 0);
+  grads.forEach((g, step) => {
+    const t = step + 1;
+    const lrT = s.lr * Math.sqrt(1 - s.beta2 ** t) / (1 - s.beta1 ** t);
+    for (let i = 0; i < p.length; i++) {
+      m[i] = s.beta1 * m[i] + (1 - s.beta1) * g[i];
+      v[i] = s.beta2 * v[i] + (1 - s.beta2) * g[i] * g[i];
+      p[i] -= lrT * m[i] / (Math.sqrt(v[i]) + s.epsilon);
+    }
+  });
+  return { p, m, v };
+}
+
+Deno.test("Adam's SIMD kernel matches float64 Adam on sizes that are not whole vectors, in place or not", () => {
+  const settings = { lr: 2e-4, beta1: 0.5, beta2: 0.999, epsilon: 1e-7 };
+  for (const size of [1, 3, 5, 1001]) {
+    const rng = (i: number, k: number) => Math.sin(i * 12.9898 + k * 78.233) * 3;
+    const grads = [0, 1, 2].map((k) => Array.from({ length: size }, (_, i) => rng(i, k)));
+    const start = Array.from({ length: size }, (_, i) => rng(i, 9));
+    const expected = referenceAdam(start.slice(), grads, settings);
+    const foreign = new Adam(size, settings);
+    const p = new Float32Array(start);
+    const inside = new Adam(size, settings);
+    const q = inside.buffer(new Float32Array(start));
+    const gradient = inside.buffer();
+    for (const g of grads) {
+      foreign.apply(p, new Float32Array(g));
+      gradient.set(g);
+      inside.apply(q, gradient);
+    }
+    assertClose(p, expected.p, 1e-6, `params, size ${size}`);
+    assertClose(foreign.m, expected.m, 1e-5, `m, size ${size}`);
+    assertClose(foreign.v, expected.v, 1e-5, `v, size ${size}`);
+    assertEquals(Array.from(q), Array.from(p), `buffers in Adam's memory give the same result, size ${size}`);
+  }
+});
+
+Deno.test("Adam.buffer() hands out as many arrays as it was built for, then says so", () => {
+  const adam = new Adam(10, { lr: 1e-3, beta1: 0.9, beta2: 0.99, epsilon: 1e-7 }, 2);
+  const a = adam.buffer(new Float32Array(10).fill(2));
+  const b = adam.buffer();
+  a[9] = 5;
+  assertEquals([a[0], a[9], b[0], b.length], [2, 5, 0, 10]);
+  let message = "";
+  try {
+    adam.buffer();
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  assertEquals(message, "Adam.buffer: all 2 buffers are taken");
+});

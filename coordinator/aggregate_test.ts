@@ -1,6 +1,7 @@
 import { assertClose, assertEquals } from "../shared/testing.ts";
 import type { ResultMessage } from "../shared/protocol.ts";
 import { aggregateGradients, balancedShardSizes, shardSizes, sumBatchNormSums } from "./aggregate.ts";
+import { Adam } from "./adam.ts";
 
 function result(count: number, grads: number[], lossSum: number, bn?: number[]): ResultMessage {
   return {
@@ -96,5 +97,22 @@ Deno.test("aggregateGradients() of float16 shards only (--wire float16) is the s
       1e-6,
       `${workers} workers`,
     );
+  }
+});
+
+Deno.test("the SIMD gradient sum in Adam's memory agrees with the JS sum, for 1 to 6 shards of odd sizes", () => {
+  const size = 1003;
+  for (const shards of [1, 2, 3, 5, 6]) {
+    const results = Array.from(
+      { length: shards },
+      (_, k) => result(k + 1, Array.from({ length: size }, (_, i) => Math.sin(i * (k + 1.5)) * 10), k),
+    );
+    const plain = new Float32Array(size);
+    aggregateGradients(results, plain);
+    const adam = new Adam(size, { lr: 1e-3, beta1: 0.5, beta2: 0.999, epsilon: 1e-7 });
+    const inside = adam.buffer();
+    inside.fill(123); // last step's values must not leak into the sum
+    aggregateGradients(results, inside, adam);
+    assertClose(inside, Array.from(plain), 1e-5, `${shards} shard(s)`);
   }
 });

@@ -19,6 +19,7 @@ import { ProgressLine } from "./progress.ts";
 import { createDashboard, dashboardUrl } from "./dashboard/dashboard.ts";
 import { defaultRunDir, RunRecorder } from "./recorder.ts";
 import { WorkerRegistry } from "./registry.ts";
+import { SharedTransport } from "./shared_transport.ts";
 import { CoordinatorServer } from "./server.ts";
 import { SEED_STREAMS, Trainer } from "./trainer.ts";
 import { Trace } from "../shared/trace.ts";
@@ -92,6 +93,14 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
   let configWrite = recorder.writeConfig(record());
   const dashboard = config.dashboard ? await createDashboard(config, recorder, registry) : null;
   dashboard?.hub.setRun({ record: record() });
+  const sharedTransport = config.sharedMemory === "auto"
+    ? SharedTransport.start(specs.generator.trainableSize, specs.discriminator.trainableSize, {
+      maxCount: plan.batchSize,
+      latentDim: config.latentDim,
+      imageBytes: IMAGE_PIXELS,
+    }, log)
+    : null;
+  registry.onDeparted = (worker) => sharedTransport?.departed(worker);
   const server = await CoordinatorServer.start({
     host: config.host,
     port: config.port,
@@ -117,7 +126,7 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
         `worker ${w.id} joined, from step ${w.joinedAtStep}: ${w.name} pid ${w.pid} gpu ${
           w.gpu ?? "-"
         } backend ${b.name}${native} ` +
-          `devices ${b.devices.join(",")}${
+          `devices ${b.devices.join(",")}, ${w.sharedMemory ? "shared memory" : "socket only"}${
             b.fallbackReasons.length ? ` (fell back: ${b.fallbackReasons.join("; ")})` : ""
           }`,
       );
@@ -125,6 +134,8 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
     },
     log,
     http: dashboard?.handler,
+    ...(sharedTransport ? { sharedTransport } : {}),
+    float32CheckedLater: true,
   }, registry);
   // The launcher and tests read this line to find the port (it may have been picked with --port 0).
   console.log(`gantry coordinator listening on ws://${config.host}:${server.port}`);
@@ -164,6 +175,7 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
       record: record(),
       resumeFrom: checkpoint?.state,
       trace,
+      ...(sharedTransport ? { sharedTransport } : {}),
       evaluateEpoch: evaluator
         ? evaluationHook(evaluator, {
           sampler,
@@ -210,6 +222,7 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
     });
     dashboard?.hub.close();
     await server.close();
+    sharedTransport?.close();
     Deno.removeSignalListener("SIGINT", onInterrupt);
     Deno.removeSignalListener("SIGTERM", onInterrupt);
   }

@@ -6,7 +6,7 @@
  *     └── close, silence, timeout, bad frame ──▶ GONE      (STOPPED after a clean stop at the end)
  */
 import type { WebSocket } from "ws";
-import { encodeMessage } from "../shared/codec.ts";
+import { encodeMessage, type SharedPlacement } from "../shared/codec.ts";
 import { GantryError } from "../shared/errors.ts";
 import {
   type HelloMessage,
@@ -54,6 +54,8 @@ export class WorkerHandle {
   lastComputeMs = 0;
   /** The coordinator's time to decode and check this worker's last result, ms. */
   lastDecodeMs = 0;
+  /** Shared-memory regions this worker may place tensors in (its gradient segment), when it has any. */
+  sharedRegions: Readonly<Record<string, Uint8Array>> = {};
   /** performance.now() when its last result arrived (the end of its network wait). */
   lastResultAt = 0;
   /** Images of its shard per second of its compute over its last whole step (D + G), for the dashboard. */
@@ -85,12 +87,20 @@ export class WorkerHandle {
     this.#onGone = onGone;
   }
 
+  /** Where its tasks' tensors go, when it is on shared memory. */
+  taskPlacement: SharedPlacement | undefined;
+
+  /** Big tensors go through shared memory rather than the socket. */
+  get sharedMemory(): boolean {
+    return "grads" in this.sharedRegions;
+  }
+
   get live(): boolean {
     return this.state === "IDLE" || this.state === "BUSY";
   }
 
-  send(message: Message): void {
-    this.#socket.send(encodeMessage(message));
+  send(message: Message, shared?: SharedPlacement): void {
+    this.#socket.send(encodeMessage(message, undefined, undefined, shared));
   }
 
   /**
@@ -126,7 +136,7 @@ export class WorkerHandle {
       this.state = "BUSY";
       if (task.generator) this.generatorVersion = task.generatorVersion;
       if (task.discriminator) this.discriminatorVersion = task.discriminatorVersion;
-      this.send(task);
+      this.send(task, this.taskPlacement);
     });
   }
 
@@ -227,6 +237,8 @@ export class WorkerRegistry {
   /** Departed workers remembered; older ones are forgotten, so joins and leaves cannot grow memory. */
   readonly history: number;
   readonly closeGraceMs: number;
+  /** Called once for each worker that leaves, whatever the reason. */
+  onDeparted: (worker: WorkerHandle) => void = () => {};
 
   constructor(log: (line: string) => void, history = 64, closeGraceMs = 10_000) {
     this.log = log;
@@ -324,6 +336,7 @@ export class WorkerRegistry {
     if (worker.state === "GONE") {
       this.log(`worker ${worker.id} (${worker.name}) is gone: ${worker.goneReason}`);
     }
+    this.onDeparted(worker);
     this.#forgetOldest();
     this.#wake();
   }

@@ -11,6 +11,7 @@ import { type WebSocket, WebSocketServer } from "ws";
 // is installed: this import only keeps it in the module graph.
 import "bufferutil";
 import { decodeFrame, encodeMessage } from "../shared/codec.ts";
+import type { SharedTransport } from "./shared_transport.ts";
 import { errorMessage, GantryError } from "../shared/errors.ts";
 import {
   type ExpectedSizes,
@@ -36,6 +37,10 @@ export interface ServerOptions {
   currentStep: () => number;
   onJoin: (worker: WorkerHandle) => void;
   log: (line: string) => void;
+  /** Float32 gradients are checked for NaN and infinity when summed (the trainer's SIMD sum), not here. */
+  float32CheckedLater?: boolean;
+  /** Shared memory for workers on this machine (--shared-memory auto); without it, sockets only. */
+  sharedTransport?: SharedTransport;
   /** Plain HTTP requests on the same port (the dashboard); without it they get 404. */
   http?: (req: IncomingMessage, res: ServerResponse) => void;
 }
@@ -184,7 +189,11 @@ function acceptConnection(
     const decodeStarted = performance.now();
     try {
       if (!isBinary) throw new GantryError("E_BAD_MESSAGE", "a text frame: the protocol is binary msgpack");
-      message = validateFromWorker(decodeFrame(toBytes(data)), options.sizes);
+      message = validateFromWorker(
+        decodeFrame(toBytes(data), worker?.sharedRegions),
+        options.sizes,
+        options.float32CheckedLater,
+      );
     } catch (error) {
       const e = error instanceof GantryError ? error : new GantryError("E_BAD_MESSAGE", errorMessage(error));
       if (worker) worker.drop(e);
@@ -213,7 +222,14 @@ function acceptConnection(
         return;
       }
       worker = registry.add(message, socket, options.currentStep());
-      worker.send({ type: "welcome", version: PROTOCOL_VERSION, workerId: worker.id, ...options.welcome });
+      const sharedMemory = options.sharedTransport?.attach(worker, message);
+      worker.send({
+        type: "welcome",
+        version: PROTOCOL_VERSION,
+        workerId: worker.id,
+        ...options.welcome,
+        ...(sharedMemory ? { sharedMemory } : {}),
+      });
       options.onJoin(worker);
       return;
     }

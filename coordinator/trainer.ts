@@ -11,7 +11,15 @@ import { type Phase, PROTOCOL_VERSION, type ResultMessage, type TaskMessage } fr
 import { Rng } from "../shared/rng.ts";
 import type { StepComputer } from "../shared/step.ts";
 import { Adam } from "./adam.ts";
-import { aggregateGradients, balancedShardSizes, shardSizes, sumBatchNormSums } from "./aggregate.ts";
+import type { SharedTransport } from "./shared_transport.ts";
+import {
+  aggregateGradients,
+  balancedShardSizes,
+  NonFiniteGradient,
+  type PhaseTotals,
+  shardSizes,
+  sumBatchNormSums,
+} from "./aggregate.ts";
 import { encodeMessage, type WireFormat } from "../shared/codec.ts";
 import { nowUs, type Trace } from "../shared/trace.ts";
 import { type BatchPlan, shardDraw, type StepDraw } from "./batch_plan.ts";
@@ -41,6 +49,8 @@ interface PhaseRun {
   waitMs: number;
   /** The coordinator's decoding and checking of the results (inside waitMs), summed over workers. */
   decodeMs: number;
+  /** The means over the global batch, from the gradient sum. */
+  totals: PhaseTotals;
 }
 
 /** The process id of the coordinator in a trace; workers are their worker ids (from 1). */
@@ -77,6 +87,8 @@ export interface TrainerParts {
   evaluateEpoch?: (epoch: number, step: number, last: boolean) => Promise<void>;
   /** --trace: the run's spans, written by the coordinator at its end. */
   trace?: Trace;
+  /** Shared memory for the workers on this machine that took it. */
+  sharedTransport?: SharedTransport;
 }
 
 export class Trainer {
@@ -93,6 +105,8 @@ export class Trainer {
   #fixedNoise: Float32Array;
   /** The last weights frame of each net, encoded once and sent to every stale worker. */
   #weightsFrames = new Map<Phase, { version: number; frame: Uint8Array }>();
+  /** The same for workers on shared memory: the values are in the weights segment, the frame is small. */
+  #sharedWeightsFrames = new Map<Phase, { version: number; frame: Uint8Array }>();
   /** Buffers to encode weights frames into, each with the number of sends still using its bytes. */
   #frameBuffers: Array<{ net: Phase; buffer: ArrayBuffer; inFlight: number }> = [];
   #tracedWorkers = new Set<number>();
@@ -106,22 +120,22 @@ export class Trainer {
     const adam = { lr: config.lr, beta1: config.beta1, beta2: config.beta2, epsilon: config.adamEpsilon };
     this.adamG = new Adam(specs.generator.trainableSize, adam);
     this.adamD = new Adam(specs.discriminator.trainableSize, adam);
-    this.#gradG = new Float32Array(specs.generator.trainableSize);
-    this.#gradD = new Float32Array(specs.discriminator.trainableSize);
-    this.#nextD = new Float32Array(specs.discriminator.trainableSize);
+    // The master weights and gradients live in the optimizers' memories, where Adam runs without copying.
+    this.#gradG = this.adamG.buffer();
+    this.#gradD = this.adamD.buffer();
+    this.#nextD = this.adamD.buffer();
     const allSteps = config.epochs * plan.stepsPerEpoch;
     this.totalSteps = config.maxSteps ? Math.min(config.maxSteps, allSteps) : allSteps;
     if (parts.resumeFrom) {
       const r = parts.resumeFrom;
-      this.generator = { trainable: r.generator.trainable.slice(), state: r.generator.state.slice() };
-      this.discriminator = {
-        trainable: r.discriminator.trainable.slice(),
-        state: r.discriminator.state.slice(),
-      };
+      this.generator = { trainable: r.generator.trainable, state: r.generator.state.slice() };
+      this.discriminator = { trainable: r.discriminator.trainable, state: r.discriminator.state.slice() };
       this.adamG.restore(r.adamG);
       this.adamD.restore(r.adamD);
       plan.restore(r.clock);
     }
+    this.generator.trainable = this.adamG.buffer(this.generator.trainable);
+    this.discriminator.trainable = this.adamD.buffer(this.discriminator.trainable);
     const noiseRng = new Rng(config.seed + SEED_STREAMS.sampleNoise);
     this.#fixedNoise = noiseRng.fillNormal(new Float32Array(GRID_SIDE * specs.latentDim));
   }
@@ -168,8 +182,14 @@ export class Trainer {
         }
       };
       try {
-        dRun = await this.#runPhase(step, "D", draw);
-        d = span("D aggregate", "aggregateMs", () => aggregateGradients(dRun!.results, this.#gradD));
+        dRun = await this.#runPhase(
+          step,
+          "D",
+          draw,
+          (results) =>
+            span("D aggregate", "aggregateMs", () => aggregateGradients(results, this.#gradD, this.adamD)),
+        );
+        d = dRun.totals;
         span(
           "D adam",
           "optimizerMs",
@@ -177,8 +197,14 @@ export class Trainer {
         );
 
         // (2) Update G through the updated D: maximize log D(G(z')) (non-saturating loss), fresh z', labels.
-        gRun = await this.#runPhase(step, "G", draw);
-        g = span("G aggregate", "aggregateMs", () => aggregateGradients(gRun!.results, this.#gradG));
+        gRun = await this.#runPhase(
+          step,
+          "G",
+          draw,
+          (results) =>
+            span("G aggregate", "aggregateMs", () => aggregateGradients(results, this.#gradG, this.adamG)),
+        );
+        g = gRun.totals;
       } catch (error) {
         if (!(error instanceof StepAbandoned)) throw error;
         // Back to the state before this step, which is then the checkpoint: nothing done is lost.
@@ -276,10 +302,21 @@ export class Trainer {
   }
 
   /** Runs one phase over the live workers, redoing it over the survivors when a worker fails. */
-  async #runPhase(step: number, phase: Phase, draw: StepDraw): Promise<PhaseRun> {
+  /**
+   * `aggregate` sums the results' gradients; a worker whose gradient holds a NaN or an infinity is dropped
+   * there, and the phase redone without it.
+   */
+  async #runPhase(
+    step: number,
+    phase: Phase,
+    draw: StepDraw,
+    aggregate: (results: ResultMessage[]) => PhaseTotals,
+  ): Promise<PhaseRun> {
     const { config, log } = this.parts;
     let lastError = "";
     for (let attempt = 1; attempt <= config.phaseAttempts; attempt++) {
+      // No result of a departed worker is read any more: its shared memory can go.
+      this.parts.sharedTransport?.releaseDeparted();
       const workers = await this.#workersFor(step);
       if (workers.length === 0) {
         lastError = "no live worker";
@@ -314,7 +351,18 @@ export class Trainer {
           });
           used.forEach((w, i) => this.#traceWorker(trace, w, results[i]));
         }
+        let totals: PhaseTotals;
+        try {
+          totals = aggregate(results);
+        } catch (error) {
+          if (!(error instanceof NonFiniteGradient)) throw error;
+          used[error.index].drop(error);
+          lastError = `worker ${used[error.index].id}: ${error.message}`;
+          log(`step ${step} phase ${phase}: ${lastError}; redoing it`);
+          continue;
+        }
         return {
+          totals,
           results,
           backends: used.map((w) => w.backend.name),
           broadcastMs: t1 - t0,
@@ -354,9 +402,18 @@ export class Trainer {
   #broadcastWeights(workers: WorkerHandle[], _phase: Phase): void {
     const weights = this.#phaseWeights();
     for (const [net, w] of [["G", weights.g], ["D", weights.d]] as const) {
-      const stale = workers.filter((k) =>
+      let stale = workers.filter((k) =>
         (net === "G" ? k.generatorVersion : k.discriminatorVersion) !== w.version
       );
+      const shared = this.parts.sharedTransport;
+      if (shared) {
+        const local = stale.filter((k) => k.sharedMemory);
+        if (local.length > 0) {
+          const frame = this.#sharedWeightsFrame(shared, net, w);
+          for (const k of local) k.sendWeights(net, w.version, frame);
+        }
+        stale = stale.filter((k) => !k.sharedMemory);
+      }
       if (stale.length === 0) continue;
       let cached = this.#weightsFrames.get(net);
       if (!cached || cached.version !== w.version) {
@@ -385,6 +442,24 @@ export class Trainer {
         });
       }
     }
+  }
+
+  /**
+   * A net's weights written into the shared weights segment once per version, and the small frame that
+   * points there. Rewriting is safe: every worker has read a version before the next one exists, since
+   * it reads the weights before computing the phase whose results the next version waits for.
+   */
+  #sharedWeightsFrame(shared: SharedTransport, net: Phase, w: { version: number; values: Float32Array }) {
+    const cached = this.#sharedWeightsFrames.get(net);
+    if (cached?.version === w.version) return cached.frame;
+    const frame = encodeMessage(
+      { type: "weights", version: PROTOCOL_VERSION, net, weightsVersion: w.version, values: w.values },
+      this.parts.config.wire === "float16" ? FLOAT16_WIRE : undefined,
+      undefined,
+      shared.placement(net),
+    );
+    this.#sharedWeightsFrames.set(net, { version: w.version, frame });
+    return frame;
   }
 
   /** A worker's spans (sent with its result) into the trace, under its worker id. */

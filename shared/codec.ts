@@ -9,6 +9,10 @@
  * views on the frame's bytes when they are aligned, so a 4 MB gradient costs no copy at all. A Float32Array
  * field may be sent as float16 (`--wire float16`): it is then decoded as a Float16Array view, and the
  * receiver converts it (or reads it directly, as the gradient sum does).
+ *
+ * Between processes of one machine, a tensor may live in a shared-memory region instead of the frame
+ * (shared/shared_memory.ts): its entry then names the region, `[key, dtype, offset, length, region]`, and
+ * the receiver decodes it as a view on its own mapping of that region, if it has been given one.
  */
 import { Buffer } from "node:buffer";
 import { Packr } from "msgpackr";
@@ -35,6 +39,14 @@ export interface WireFormat {
 
 export const FLOAT32_WIRE: WireFormat = { float16: [] };
 
+/** Where some of a message's tensors go instead of the frame: byte offsets in a shared region. */
+export interface SharedPlacement {
+  /** The region's name in frames, as both sides call it ("grads", "weights"). */
+  region: string;
+  memory: Uint8Array;
+  offsets: Readonly<Record<string, number>>;
+}
+
 /**
  * Encodes a message into one frame. With `into` large enough, the frame is written there (a reused buffer:
  * no page faults on fresh megabytes) and returned as a view of its start; otherwise it gets bytes of its own
@@ -44,9 +56,11 @@ export function encodeMessage(
   message: Message,
   wire: WireFormat = FLOAT32_WIRE,
   into?: ArrayBuffer,
+  shared?: SharedPlacement,
 ): Uint8Array {
   const header: Record<string, unknown> = {};
   const tensors: Array<[string, DType, number, number]> = [];
+  const sharedTensors: Array<[string, DType, number, number, string]> = [];
   const sources: Tensor[] = [];
   let dataBytes = 0;
   for (const [key, value] of Object.entries(message)) {
@@ -61,11 +75,17 @@ export function encodeMessage(
       header[key] = value;
       continue;
     }
+    const sharedAt = shared?.offsets[key];
+    if (shared && sharedAt !== undefined) {
+      writeTensor(shared.memory, sharedAt, dtype, tensor);
+      sharedTensors.push([key, dtype, sharedAt, tensor.length, shared.region]);
+      continue;
+    }
     tensors.push([key, dtype, dataBytes, tensor.length]);
     sources.push(tensor);
     dataBytes = align8(dataBytes + tensor.length * ELEMENT_BYTES[dtype]);
   }
-  header[TENSORS_KEY] = tensors;
+  header[TENSORS_KEY] = [...tensors, ...sharedTensors];
   const head = packr.pack(header);
   const dataStart = align8(4 + head.length);
   const size = dataStart + dataBytes;
@@ -80,17 +100,23 @@ export function encodeMessage(
   out.set(head, 4);
   out.fill(0, 4 + head.length, dataStart);
   for (let i = 0; i < tensors.length; i++) {
-    const [, dtype, offset, length] = tensors[i];
-    const at = out.byteOffset + dataStart + offset;
-    const source = sources[i];
-    if (dtype === "f16" && source instanceof Float32Array) {
-      // One conversion pass straight into the frame: rounds to nearest float16, as Math.f16round.
-      new Float16Array(out.buffer, at, length).set(source);
-    } else {
-      out.set(new Uint8Array(source.buffer, source.byteOffset, source.byteLength), at - out.byteOffset);
-    }
+    writeTensor(out, dataStart + tensors[i][2], tensors[i][1], sources[i]);
   }
   return out;
+}
+
+/** Copies a tensor into `target` at byte `offset`, converting float32 to float16 on the way if asked. */
+function writeTensor(target: Uint8Array, offset: number, dtype: DType, source: Tensor): void {
+  const at = target.byteOffset + offset;
+  if (at + source.length * ELEMENT_BYTES[dtype] > target.byteOffset + target.byteLength) {
+    throw new RangeError(`encodeMessage: a tensor of ${source.length} values overruns its target`);
+  }
+  if (dtype === "f16" && source instanceof Float32Array) {
+    // One conversion pass straight into place: rounds to nearest float16, as Math.f16round.
+    new Float16Array(target.buffer, at, source.length).set(source);
+  } else {
+    target.set(new Uint8Array(source.buffer, source.byteOffset, source.byteLength), offset);
+  }
 }
 
 function bad(bytes: Uint8Array, why: string): GantryError {
@@ -115,8 +141,11 @@ function tensorAt(bytes: Uint8Array, dtype: DType, start: number, length: number
     : new Float16Array(buffer, offset, length);
 }
 
-/** Decodes a frame's bytes; what it holds is checked afterwards by the protocol's validators. */
-export function decodeFrame(bytes: Uint8Array): unknown {
+/**
+ * Decodes a frame's bytes; what it holds is checked afterwards by the protocol's validators. `regions`: the
+ * shared regions this sender may place tensors in, by name.
+ */
+export function decodeFrame(bytes: Uint8Array, regions: Readonly<Record<string, Uint8Array>> = {}): unknown {
   if (bytes.length < 4) throw bad(bytes, "shorter than its 4-byte header length");
   const headLength = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
   if (4 + headLength > bytes.length) throw bad(bytes, `header of ${headLength} bytes overruns the frame`);
@@ -134,8 +163,10 @@ export function decodeFrame(bytes: Uint8Array): unknown {
   if (!Array.isArray(tensors)) throw bad(bytes, `"${TENSORS_KEY}" must be a list`);
   const dataStart = align8(4 + headLength);
   for (const entry of tensors) {
-    if (!Array.isArray(entry) || entry.length !== 4) throw bad(bytes, "a tensor entry must be a 4-item list");
-    const [key, dtype, offset, length] = entry as unknown[];
+    if (!Array.isArray(entry) || (entry.length !== 4 && entry.length !== 5)) {
+      throw bad(bytes, "a tensor entry must be a 4- or 5-item list");
+    }
+    const [key, dtype, offset, length, region] = entry as unknown[];
     if (
       typeof key !== "string" || key === "__proto__" ||
       !(dtype === "f32" || dtype === "f16" || dtype === "u8")
@@ -147,6 +178,19 @@ export function decodeFrame(bytes: Uint8Array): unknown {
       (length as number) < 0 || (offset as number) % 8 !== 0
     ) {
       throw bad(bytes, `tensor "${key}": bad offset ${offset} or length ${length}`);
+    }
+    if (region !== undefined) {
+      const memory = typeof region === "string" && Object.hasOwn(regions, region)
+        ? regions[region]
+        : undefined;
+      if (!memory) {
+        throw bad(bytes, `tensor "${key}" is in shared region ${JSON.stringify(region)}, not mapped here`);
+      }
+      if ((offset as number) + (length as number) * ELEMENT_BYTES[dtype] > memory.length) {
+        throw bad(bytes, `tensor "${key}" overruns shared region "${region}"`);
+      }
+      m[key] = tensorAt(memory, dtype, offset as number, length as number);
+      continue;
     }
     const start = dataStart + (offset as number);
     if (start + (length as number) * ELEMENT_BYTES[dtype] > bytes.length) {

@@ -1,6 +1,6 @@
-import { assertEquals, assertThrows } from "./testing.ts";
+import { assert, assertEquals, assertThrows } from "./testing.ts";
 import { decodeFrame, encodeMessage } from "./codec.ts";
-import type { TaskMessage } from "./protocol.ts";
+import { type Message, PROTOCOL_VERSION, type TaskMessage } from "./protocol.ts";
 import { GantryError } from "./errors.ts";
 
 Deno.test("encodeMessage() round-trips Float32Array and Uint8Array contents bit for bit", () => {
@@ -108,4 +108,37 @@ Deno.test("decodeFrame() refuses tensor entries that overrun the frame or are ma
   for (const cut of [frame.subarray(0, frame.length - 4), frame.subarray(0, 3)]) {
     assertEquals(assertThrows(() => decodeFrame(cut), GantryError).code, "E_BAD_MESSAGE");
   }
+});
+
+Deno.test("a tensor placed in a shared region leaves the frame small and decodes as a view on the region", () => {
+  const memory = new Uint8Array(64 + 4 * 1000);
+  const grads = Float32Array.from({ length: 1000 }, (_, i) => i / 7);
+  const message: Message = {
+    type: "weights",
+    version: PROTOCOL_VERSION,
+    net: "G",
+    weightsVersion: 3,
+    values: grads,
+  };
+  const frame = encodeMessage(message, undefined, undefined, {
+    region: "weights",
+    memory,
+    offsets: { values: 64 },
+  });
+  assert(frame.length < 200, `frame of ${frame.length} bytes`);
+  const decoded = decodeFrame(frame, { weights: memory }) as { values: Float32Array; weightsVersion: number };
+  assertEquals([decoded.weightsVersion, Array.from(decoded.values)], [3, Array.from(grads)]);
+  assert(decoded.values.buffer === memory.buffer && decoded.values.byteOffset === 64, "a view, not a copy");
+  assertThrows(() => decodeFrame(frame), GantryError, 'shared region "weights", not mapped here');
+  assertThrows(
+    () => decodeFrame(frame, { weights: memory.subarray(0, 100) }),
+    GantryError,
+    "overruns shared region",
+  );
+  assertThrows(
+    () =>
+      encodeMessage(message, undefined, undefined, { region: "weights", memory, offsets: { values: 128 } }),
+    RangeError,
+    "overruns its target",
+  );
 });

@@ -39,6 +39,23 @@ export interface HelloMessage {
   pid: number;
   backend: WorkerBackend;
   token?: string;
+  /** Offered when the worker can map shared memory: a probe segment the coordinator reads to see that it
+   * shares this machine's /dev/shm (shared/shared_memory.ts). */
+  sharedMemory?: { probe: string; nonce: string };
+}
+
+/**
+ * Where big tensors go when the worker shares the coordinator's memory: weights in one segment for all
+ * workers (G at 0, D at `discriminatorOffset`); in a segment of the worker's own, its gradients (region
+ * "grads", at 0) and its tasks' tensors (region "task", from `taskOffset`).
+ */
+export interface SharedMemoryOffer {
+  weights: string;
+  weightsBytes: number;
+  discriminatorOffset: number;
+  segment: string;
+  segmentBytes: number;
+  taskOffset: number;
 }
 
 /** coordinator → worker, answer to hello: what to build. */
@@ -56,6 +73,8 @@ export interface WelcomeMessage {
   wire: Wire;
   /** --trace: the worker returns its spans with each result. */
   trace: boolean;
+  /** Present when big tensors travel through shared memory rather than the socket. */
+  sharedMemory?: SharedMemoryOffer;
 }
 
 /**
@@ -182,6 +201,14 @@ function num(m: Fields, key: string, what: string, integer = false, min = -Infin
   return v;
 }
 
+function fields(m: Fields, key: string, what: string): Fields {
+  const v = m[key];
+  if (typeof v !== "object" || v === null || Array.isArray(v) || ArrayBuffer.isView(v)) {
+    throw bad(`${what}: "${key}" must be a map`);
+  }
+  return v as Fields;
+}
+
 function str(m: Fields, key: string, what: string): string {
   const v = m[key];
   if (typeof v !== "string") throw bad(`${what}: "${key}" must be a string, got ${typeof v}`);
@@ -261,9 +288,14 @@ function validateError(m: Fields): ErrorMessage {
 }
 
 /** Validates a frame a coordinator received: only hello and result are legal from a worker. */
+/**
+ * `float32CheckedLater`: float32 gradients are checked for NaN and infinity by the gradient sum (in the same
+ * pass, coordinator/aggregate.ts) rather than here.
+ */
 export function validateFromWorker(
   value: unknown,
   sizes: ExpectedSizes,
+  float32CheckedLater = false,
 ): HelloMessage | ResultMessage | ErrorMessage | HeartbeatMessage {
   const { m, type } = header(value);
   if (type === "heartbeat") return m as unknown as HeartbeatMessage;
@@ -279,6 +311,11 @@ export function validateFromWorker(
       throw bad('hello.backend: "devices" and "fallbackReasons" must be lists');
     }
     if (m.token !== undefined) str(m, "token", "hello");
+    if (m.sharedMemory !== undefined) {
+      const offer = fields(m, "sharedMemory", "hello");
+      str(offer, "probe", "hello.sharedMemory");
+      str(offer, "nonce", "hello.sharedMemory");
+    }
     return m as unknown as HelloMessage;
   }
   if (type === "result") {
@@ -289,7 +326,7 @@ export function validateFromWorker(
     num(m, "count", "result", true, 1);
     const size = m.phase === "D" ? sizes.discriminatorSize : sizes.generatorSize;
     const grads = floats(m, "grads", "result", size);
-    assertFinite(grads, "result.grads");
+    if (!(float32CheckedLater && grads instanceof Float32Array)) assertFinite(grads, "result.grads");
     for (const key of ["lossSum", "realScoreSum", "fakeScoreSum", "computeMs"]) num(m, key, "result");
     if (m.gradScale !== undefined && num(m, "gradScale", "result") <= 0) {
       throw bad('result: "gradScale" must be > 0');
@@ -339,6 +376,13 @@ export function validateFromCoordinator(
     num(m, "heartbeatTimeoutMs", "welcome", true, 1);
     if (m.wire !== "float32" && m.wire !== "float16") throw bad(`welcome: unknown wire ${String(m.wire)}`);
     if (typeof m.trace !== "boolean") throw bad('welcome: "trace" must be a boolean');
+    if (m.sharedMemory !== undefined) {
+      const offer = fields(m, "sharedMemory", "welcome");
+      for (const key of ["weights", "segment"]) str(offer, key, "welcome.sharedMemory");
+      for (const key of ["weightsBytes", "discriminatorOffset", "segmentBytes", "taskOffset"]) {
+        num(offer, key, "welcome.sharedMemory", true, 0);
+      }
+    }
     return m as unknown as WelcomeMessage;
   }
   if (type === "weights") {

@@ -1,8 +1,15 @@
 /**
- * The worker's side of the socket: Deno's built-in WebSocket (binary frames as ArrayBuffer), opened with
- * retries so that workers may be started before the coordinator, and reopened with backoff when it goes.
+ * The worker's side of the socket, opened with retries so that workers may be started before the
+ * coordinator, and reopened with backoff when it goes.
+ *
+ * npm:ws, not Deno's built-in WebSocket: Deno's client leaves Nagle's algorithm on, so a frame of tens of
+ * kilobytes (a result with its BatchNorm sums) waits for the coordinator's delayed ACK: 43 ms against
+ * 0.3 ms with ws, measured here; for 5 MB frames the two are alike (8.6 and 7.6 ms).
  */
+import { WebSocket } from "ws";
 import { GantryError } from "../shared/errors.ts";
+
+export { WebSocket };
 
 export interface ConnectOptions {
   url: string;
@@ -17,7 +24,7 @@ export interface ConnectOptions {
 
 function openOnce(url: string, timeoutMs: number): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(url, { perMessageDeflate: false });
     socket.binaryType = "arraybuffer";
     const timer = setTimeout(() => {
       socket.close();
@@ -28,9 +35,9 @@ function openOnce(url: string, timeoutMs: number): Promise<WebSocket> {
       socket.onopen = socket.onerror = null;
       resolve(socket);
     };
-    socket.onerror = (event) => {
+    socket.onerror = (event: { message?: string }) => {
       clearTimeout(timer);
-      reject(new Error((event as ErrorEvent).message || "connection failed"));
+      reject(new Error(event.message || "connection failed"));
     };
   });
 }

@@ -2,7 +2,7 @@
  * The main thread's handle on the connection thread (link_thread.ts): connect, send, close, and events for
  * frames and losses. Messages are copied once out of msgpackr's reused buffer, then moved to the thread.
  */
-import { encodeMessage } from "../shared/codec.ts";
+import { encodeMessage, type SharedPlacement } from "../shared/codec.ts";
 import { GantryError } from "../shared/errors.ts";
 import type { Message } from "../shared/protocol.ts";
 
@@ -75,11 +75,12 @@ export class CoordinatorLink {
     this.#post({ kind: "heartbeat", intervalMs, timeoutMs });
   }
 
-  send(message: Message): void {
+  /** `shared`: tensors to put in shared memory rather than the frame (the gradients of a result). */
+  send(message: Message, shared?: SharedPlacement): void {
     // Encoded into a spare buffer when one is large enough: a result's megabytes then cost a memcpy into
     // warm memory instead of a fresh allocation's page faults.
     const spare = this.#spares.pop();
-    const frame = encodeMessage(message, undefined, spare);
+    const frame = encodeMessage(message, undefined, spare, shared);
     if (spare && frame.buffer !== spare) this.#spares.push(spare);
     // A large frame owns its buffer and moves to the thread as is; a small one may sit in Node's Buffer
     // pool, shared with others: copy it (a memcpy) into bytes of its own first.

@@ -8,7 +8,7 @@
 import { encodeMessage } from "../shared/codec.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { PROTOCOL_VERSION } from "../shared/protocol.ts";
-import { connectWithRetry } from "./connection.ts";
+import { connectWithRetry, WebSocket } from "./connection.ts";
 import { type FromLink, type LinkOptions, SPARE_MIN_BYTES, type ToLink } from "./link.ts";
 
 /** The close code this side reports when it gives up on a silent coordinator (4000-4999: private use). */
@@ -40,12 +40,12 @@ function lost(s: WebSocket, code: number, reason: string): void {
 function attach(s: WebSocket, o: LinkOptions): void {
   socket = s;
   lastHeard = Date.now();
-  s.onmessage = (event) => {
+  s.onmessage = (event: { data: unknown }) => {
     lastHeard = Date.now();
     const data = event.data as ArrayBuffer;
     post({ kind: "frame", data }, [data]);
   };
-  s.onclose = (event) => lost(s, event.code, event.reason);
+  s.onclose = (event: { code: number; reason: string }) => lost(s, event.code, event.reason);
   beat(s, o);
 }
 
@@ -100,13 +100,16 @@ self.onmessage = (event: MessageEvent<ToLink>) => {
       };
       if (socket) beat(socket, options);
       break;
-    case "send":
-      // Deno's WebSocket.send copies the bytes before it returns, so the buffer can go back for reuse.
-      if (socket?.readyState === WebSocket.OPEN) socket.send(new Uint8Array(message.data, 0, message.length));
-      if (message.data.byteLength >= SPARE_MIN_BYTES) {
-        post({ kind: "spare", data: message.data }, [message.data]);
-      }
+    case "send": {
+      // The buffer goes back for reuse once ws has written it out.
+      const data = message.data;
+      const spare = () => {
+        if (data.byteLength >= SPARE_MIN_BYTES) post({ kind: "spare", data }, [data]);
+      };
+      if (socket?.readyState === WebSocket.OPEN) socket.send(new Uint8Array(data, 0, message.length), spare);
+      else spare();
       break;
+    }
     case "close": {
       const s = socket;
       if (!s) {

@@ -19,6 +19,7 @@ import {
 } from "../shared/protocol.ts";
 import { StepComputer } from "../shared/step.ts";
 import { CoordinatorLink } from "./link.ts";
+import { LocalMemory } from "./local_memory.ts";
 import { TaskRunner } from "./compute.ts";
 import { nowUs, SpanLog } from "../shared/trace.ts";
 
@@ -35,7 +36,9 @@ export async function runWorker(config: Config): Promise<number> {
     threads: config.threads,
     log,
   });
-  const hello: HelloMessage = {
+  const local = new LocalMemory();
+  const localUnavailable = LocalMemory.unavailable(config);
+  const baseHello: HelloMessage = {
     type: "hello",
     version: PROTOCOL_VERSION,
     name,
@@ -49,6 +52,16 @@ export async function runWorker(config: Config): Promise<number> {
       fallbackReasons: backend.fallbackReasons,
     },
     ...(config.token ? { token: config.token } : {}),
+  };
+  /** A hello, with a fresh shared-memory probe when the coordinator may be on this machine. */
+  const hello = (): HelloMessage => {
+    if (localUnavailable !== null) return baseHello;
+    try {
+      return { ...baseHello, sharedMemory: local.offer() };
+    } catch (error) {
+      log(`not offering shared memory: ${errorMessage(error)}`);
+      return baseHello;
+    }
   };
 
   let computer = null as StepComputer | null;
@@ -87,8 +100,10 @@ export async function runWorker(config: Config): Promise<number> {
       ...(simulated ? { simulated: { stepMs: config.stepMs, specs } } : {}),
     });
     link.setHeartbeat(message.heartbeatIntervalMs, message.heartbeatTimeoutMs);
+    const transport = local.accept(message.sharedMemory);
     log(
-      `joined as worker ${message.workerId}: model ${message.model}, wire ${message.wire}` +
+      `joined as worker ${message.workerId}: model ${message.model}, wire ${message.wire}, ` +
+        `${transport}${localUnavailable ? ` (${localUnavailable})` : ""}` +
         (simulated ? `, simulated compute of ${config.stepMs} ms per step` : ""),
     );
   };
@@ -98,7 +113,7 @@ export async function runWorker(config: Config): Promise<number> {
     try {
       const started = performance.now();
       const startUs = nowUs();
-      const message = validateFromCoordinator(decodeFrame(bytes), sizes);
+      const message = validateFromCoordinator(decodeFrame(bytes, local.regions), sizes);
       switch (message.type) {
         case "heartbeat":
           break;
@@ -116,7 +131,7 @@ export async function runWorker(config: Config): Promise<number> {
           const result = runner!.run(message, decodeMs);
           decodeMs = 0;
           const sendUs = nowUs();
-          link.send(result);
+          link.send(result, local.gradsPlacement);
           // Lands in the next result's spans (this one is already encoded).
           spans.add(`encode result ${message.phase}`, sendUs, nowUs() - sendUs);
           break;
@@ -148,7 +163,7 @@ export async function runWorker(config: Config): Promise<number> {
       await link.connect(config.reconnectTimeoutMs, "reconnect-timeout-ms", true);
       log(`reconnected to ${config.coordinator}`);
       sizes = null;
-      link.send(hello);
+      link.send(hello());
     } catch (error) {
       await finish(1, `giving up: ${errorMessage(error)}`);
     }
@@ -166,12 +181,13 @@ export async function runWorker(config: Config): Promise<number> {
   if (supervised) Deno.addSignalListener("SIGINT", leaveInterruptToCoordinator);
   try {
     await link.connect(config.connectTimeoutMs, "connect-timeout-ms", false);
-    link.send(hello);
+    link.send(hello());
     return await finished;
   } finally {
     if (supervised) Deno.removeSignalListener("SIGINT", leaveInterruptToCoordinator);
     computer?.dispose();
     link.terminate();
+    local.close();
   }
 }
 

@@ -1,0 +1,67 @@
+import { assert, assertEquals, assertThrows } from "../shared/testing.ts";
+import {
+  isSegmentName,
+  probeMatches,
+  segmentName,
+  sharedMemorySupport,
+  SharedSegment,
+  unlinkSegment,
+  writeProbe,
+} from "./shared_memory.ts";
+
+Deno.test("a shared segment written through one mapping is read through another, and its name goes away", () => {
+  assertEquals(sharedMemorySupport(), null);
+  const name = segmentName("test");
+  const size = 1 << 20;
+  const writer = SharedSegment.create(name, size);
+  try {
+    const reader = SharedSegment.open(name, size);
+    const values = new Float32Array(writer.bytes.buffer, 0, size / 4);
+    values.set([1.5, -2.25], 0);
+    values[values.length - 1] = 3.75;
+    const seen = new Float32Array(reader.bytes.buffer, 0, size / 4);
+    assertEquals([seen[0], seen[1], seen[seen.length - 1]], [1.5, -2.25, 3.75]);
+    reader.close();
+    reader.close(); // twice is harmless
+  } finally {
+    writer.close();
+    unlinkSegment(name);
+  }
+  assertThrows(() => SharedSegment.open(name, size), Error, "No such file or directory");
+});
+
+Deno.test("opening a segment smaller than expected is refused, not mapped (reading past it would crash)", () => {
+  const name = segmentName("test");
+  const small = SharedSegment.create(name, 4096);
+  try {
+    assertThrows(() => SharedSegment.open(name, 8192), Error, "holds 4096 bytes, not the 8192 expected");
+    assertThrows(() => SharedSegment.create(name, 4096), Error, "File exists");
+  } finally {
+    small.close();
+    unlinkSegment(name);
+  }
+});
+
+Deno.test("a probe matches its own nonce only, and only names of gantry's shape are looked at", () => {
+  const probe = writeProbe();
+  try {
+    assert(isSegmentName(probe.name), probe.name);
+    assert(probeMatches(probe.name, probe.nonce));
+    assert(!probeMatches(probe.name, "0".repeat(32)));
+  } finally {
+    unlinkSegment(probe.name);
+  }
+  assert(!probeMatches(probe.name, probe.nonce), "an unlinked probe matches nothing");
+  for (const name of ["/etc", "/gantry-probe-1-../../x", "gantry-probe-1-0011223344556677", "/dev/shm/x"]) {
+    assert(!isSegmentName(name), name);
+  }
+});
+
+Deno.test("a closed segment's views read zeros rather than crash", () => {
+  const name = segmentName("test");
+  const segment = SharedSegment.create(name, 4096);
+  unlinkSegment(name);
+  segment.bytes.fill(7);
+  segment.close();
+  assertEquals([segment.bytes[0], segment.bytes[4095]], [0, 0]);
+});
