@@ -40,6 +40,7 @@ export interface Config {
   token?: string;
   wire: "float32" | "float16";
   sharedMemory: "auto" | "off";
+  pinWorkers: "auto" | "off";
   balance: boolean;
   trace?: string;
   compute: "real" | "simulated";

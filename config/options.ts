@@ -403,6 +403,14 @@ export const OPTIONS = {
     help: "largest message accepted (default: derived from the model's size)",
     roles: ALL,
   },
+  pinWorkers: {
+    flag: "pin-workers",
+    kind: { type: "enum", values: ["auto", "off"] },
+    default: "auto",
+    help: "train: bind each worker to a CPU core of its own with taskset (Linux), as torchrun and Horovod " +
+      "bind ranks; unbound, the scheduler moving workers about slowed their compute by a quarter",
+    roles: ["train"],
+  },
   shutdownTimeoutMs: {
     flag: "shutdown-timeout-ms",
     kind: { type: "integer", min: 1 },

@@ -37,6 +37,15 @@ export const SEED_STREAMS = { weights: 0, batches: 1, sampleNoise: 2 } as const;
 const GRID_SIDE = 10;
 const MB = 1024 * 1024;
 
+/** A step's batch with its undo point and clock. */
+interface DrawnStep {
+  draw: StepDraw;
+  undo: () => void;
+  epoch: number;
+  step: number;
+  epochDone: boolean;
+}
+
 /** A phase's results, the backend of the worker behind each, and where its time went (ms). */
 interface PhaseRun {
   results: ResultMessage[];
@@ -110,6 +119,8 @@ export class Trainer {
   /** Buffers to encode weights frames into, each with the number of sends still using its bytes. */
   #frameBuffers: Array<{ net: Phase; buffer: ArrayBuffer; inFlight: number }> = [];
   #tracedWorkers = new Set<number>();
+  /** The next step's batch, drawn during this step's G phase (coordinator time the workers wait for). */
+  #ahead: DrawnStep | null = null;
 
   constructor(parts: TrainerParts) {
     this.parts = parts;
@@ -149,7 +160,7 @@ export class Trainer {
     );
     // A step-0 checkpoint: a coordinator killed during its first real checkpoint still leaves one to resume.
     if (plan.step === 0) await this.#checkpoint();
-    while (plan.step < this.totalSteps) {
+    while ((this.#ahead ? this.#ahead.step - 1 : plan.step) < this.totalSteps) {
       if (signal.aborted) {
         await this.#checkpoint();
         log(
@@ -161,10 +172,13 @@ export class Trainer {
         return 130;
       }
       const started = performance.now();
-      const undoDraw = plan.mark();
-      const draw = plan.next();
-      const epoch = plan.epoch;
-      const step = plan.step;
+      const { draw, undo: undoDraw, epoch, step, epochDone } = this.#ahead ?? this.#drawStep();
+      this.#ahead = null;
+      const last = step === this.totalSteps;
+      // The next batch is drawn while the workers compute this step's G phase, unless this step ends with
+      // a checkpoint, which must record the clock of this step.
+      const drawAhead = !last && !epochDone &&
+        !(config.checkpointEvery && step % config.checkpointEvery === 0);
 
       // (1) Update D: maximize log D(x) + log(1 - D(G(z))), averaged over the global batch. The update is
       // staged: G's phase computes through it, but it is committed only with the whole step.
@@ -186,6 +200,7 @@ export class Trainer {
           step,
           "D",
           draw,
+          () => {},
           (results) =>
             span("D aggregate", "aggregateMs", () => aggregateGradients(results, this.#gradD, this.adamD)),
         );
@@ -201,6 +216,9 @@ export class Trainer {
           step,
           "G",
           draw,
+          () => {
+            if (drawAhead) this.#ahead ??= this.#drawStep();
+          },
           (results) =>
             span("G aggregate", "aggregateMs", () => aggregateGradients(results, this.#gradG, this.adamG)),
         );
@@ -209,6 +227,7 @@ export class Trainer {
         if (!(error instanceof StepAbandoned)) throw error;
         // Back to the state before this step, which is then the checkpoint: nothing done is lost.
         this.adamD.discard();
+        this.#ahead = null;
         undoDraw();
         await this.#checkpoint();
         log(`${error.message}; checkpointed at step ${plan.step}; continue with --resume ${recorder.dir}`);
@@ -246,7 +265,6 @@ export class Trainer {
         time: new Date().toISOString(),
       };
       recorder.appendMetrics(line);
-      const last = step === this.totalSteps;
       progress.update({
         epoch,
         epochs: config.epochs,
@@ -257,8 +275,8 @@ export class Trainer {
         lossG: line.lossG,
         imagesPerSec: line.imagesPerSec,
         workers: line.workers,
-      }, plan.epochDone || last);
-      if (plan.epochDone || last) {
+      }, epochDone || last);
+      if (epochDone || last) {
         progress.breakLine();
         const samples = await recorder.writeSamples(epoch, this.#sampleGrid());
         await this.parts.evaluateEpoch?.(epoch, step, last);
@@ -310,6 +328,7 @@ export class Trainer {
     step: number,
     phase: Phase,
     draw: StepDraw,
+    whileWaiting: () => void,
     aggregate: (results: ResultMessage[]) => PhaseTotals,
   ): Promise<PhaseRun> {
     const { config, log } = this.parts;
@@ -335,6 +354,7 @@ export class Trainer {
         workers[i].request(this.#task(workers[i], step, phase, shard), config.stepTimeoutMs)
       );
       const t2 = performance.now();
+      whileWaiting();
       const settled = await Promise.allSettled(requests);
       const t3 = performance.now();
       const failed = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -536,8 +556,19 @@ export class Trainer {
     return encodeGridPng(images, { rows: GRID_SIDE, cols: GRID_SIDE });
   }
 
+  /** An undo point, then the next step's batch, and the clock that goes with it. */
+  #drawStep(): DrawnStep {
+    const { plan } = this.parts;
+    const undo = plan.mark();
+    const draw = plan.next();
+    return { draw, undo, epoch: plan.epoch, step: plan.step, epochDone: plan.epochDone };
+  }
+
   async #checkpoint(): Promise<string> {
     const { plan, recorder, specs, record } = this.parts;
+    // A batch drawn ahead goes back: the checkpoint's clock is that of the last finished step.
+    this.#ahead?.undo();
+    this.#ahead = null;
     const name = `step-${String(plan.step).padStart(8, "0")}`;
     return await saveCheckpoint(
       join(recorder.dir, "checkpoints"),

@@ -50,9 +50,11 @@ export function spawnChild(
   args: string[],
   env: Record<string, string> = {},
   direct = false,
+  prefix: string[] = [],
 ): Child {
-  const process = new Deno.Command(Deno.execPath(), {
-    args,
+  // `prefix`: a program that runs deno (taskset, to bind it to a core).
+  const process = new Deno.Command(prefix[0] ?? Deno.execPath(), {
+    args: prefix.length > 0 ? [...prefix.slice(1), Deno.execPath(), ...args] : args,
     env,
     stdin: "null",
     stdout: direct ? "inherit" : "piped",
@@ -71,9 +73,9 @@ export function spawnChild(
       }
     }
   };
-  const prefix = `[${role}]`;
-  const out = pipeLines(process.stdout, prefix, (l) => console.log(l), onLine);
-  const err = pipeLines(process.stderr, prefix, (l) => console.error(l), onLine);
+  const tag = `[${role}]`;
+  const out = pipeLines(process.stdout, tag, (l) => console.log(l), onLine);
+  const err = pipeLines(process.stderr, tag, (l) => console.error(l), onLine);
   const status = Promise.all([process.status, out, err]).then(([s]) => {
     for (const w of watchers.splice(0)) w.resolve(null);
     return s;

@@ -7,6 +7,7 @@ import { isLoopback, SUPERVISED_VARIABLE, toFlags, TOKEN_VARIABLE } from "../con
 import { runMain } from "../config/main.ts";
 import { pressHandler } from "../shared/interrupts.ts";
 import { freePort } from "../shared/net.ts";
+import { allowedCpus, boundCommand } from "./affinity.ts";
 import { type Child, signalChild, spawnChild } from "./children.ts";
 import { COORDINATOR_PERMISSIONS, WORKER_PERMISSIONS } from "./permissions.ts";
 
@@ -87,18 +88,32 @@ export async function runTrain(config: Config): Promise<number> {
       : await coordinator.waitForLine(LISTENING);
     if (listening) {
       const url = listening[1].replace("//0.0.0.0:", "//127.0.0.1:");
+      const cpus = config.pinWorkers === "auto" ? await allowedCpus() : "--pin-workers off";
+      console.log(
+        typeof cpus === "string"
+          ? `[train] workers not bound to cores: ${cpus}`
+          : `[train] workers bound to cores ${
+            Array.from({ length: workers }, (_, i) => boundCommand(cpus, i)[2]).join(", ")
+          } (--pin-workers)`,
+      );
       for (let i = 0; i < workers; i++) {
         const flags = toFlags({ ...config, threads }, "worker", ["workers", "token"]);
         if (gpus > 0) flags.push(`--gpu=${i % gpus}`);
         workerChildren.push(
-          spawnChild(`worker ${i + 1}`, [
-            "run",
-            `--config=${CONFIG_FILE}`,
-            ...WORKER_PERMISSIONS,
-            WORKER_MAIN,
-            `--coordinator=${url}`,
-            ...flags,
-          ], { ...secret, [SUPERVISED_VARIABLE]: "1" }),
+          spawnChild(
+            `worker ${i + 1}`,
+            [
+              "run",
+              `--config=${CONFIG_FILE}`,
+              ...WORKER_PERMISSIONS,
+              WORKER_MAIN,
+              `--coordinator=${url}`,
+              ...flags,
+            ],
+            { ...secret, [SUPERVISED_VARIABLE]: "1" },
+            false,
+            typeof cpus === "string" ? [] : boundCommand(cpus, i),
+          ),
         );
       }
     }

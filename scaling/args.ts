@@ -27,6 +27,8 @@ export interface ScalingArgs {
   python: string;
   peersDir: string;
   runTimeoutMs: number;
+  /** Runs of each worker count, interleaved; the report takes their medians. */
+  repeat: number;
 }
 
 export const SCALING_HELP = `usage: deno task scaling [flags]
@@ -48,7 +50,9 @@ export const SCALING_HELP = `usage: deno task scaling [flags]
                              gradient-sized tensor (simulated) or DDP training (real)
   --python PATH              python with torch, for --peers [default: python3]
   --peers-dir DIR            folder of torch_cgan.py [default: ../shared/peers]
-  --run-timeout-ms MS        longest one run may take [default: 900000]`;
+  --run-timeout-ms MS        longest one run may take [default: 900000]
+  --repeat N                 runs of each count, interleaved (1, 2, 4, 1, 2, 4, ...); the table gives
+                             their medians: this machine's speed drifts by 10% over minutes [default: 1]`;
 
 function bad(flag: string, message: string): GantryError {
   return new GantryError("E_CONFIG", `--${flag}: ${message}`);
@@ -94,6 +98,7 @@ export function parseScalingArgs(argv: string[]): ScalingArgs {
     "python",
     "peers-dir",
     "run-timeout-ms",
+    "repeat",
   ]);
   for (const name of values.keys()) {
     if (!known.has(name)) throw new GantryError("E_CONFIG", `unknown flag --${name}; see --help`);
@@ -131,6 +136,7 @@ export function parseScalingArgs(argv: string[]): ScalingArgs {
     python: get("python", "python3"),
     peersDir: get("peers-dir", new URL("../../shared/peers", import.meta.url).pathname),
     runTimeoutMs: integer("run-timeout-ms", get("run-timeout-ms", "900000"), 1000),
+    repeat: integer("repeat", get("repeat", "1"), 1),
   };
 }
 

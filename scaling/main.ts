@@ -12,6 +12,8 @@ import { ddpTraining, glooAllReduce } from "./peers.ts";
 import { writeScalingPlot } from "./plot.ts";
 import {
   buildRows,
+  combinePeers,
+  combineRuns,
   type PeerResult,
   type RunSummary,
   type StepMetrics,
@@ -25,10 +27,11 @@ const MNIST_TRAIN = 60000;
 /** The latent size the runs use (gantry's default): only the gradient size for the gloo peer depends on it. */
 const LATENT_DIM = 100;
 
-/** One `deno task train` run with `n` workers; its output goes to DIR/runs/w<n>.log. */
-async function trainRun(args: ScalingArgs, n: number): Promise<RunSummary> {
+/** One `deno task train` run with `n` workers; its output goes to DIR/runs/w<n>[-r<repeat>].log. */
+async function trainRun(args: ScalingArgs, n: number, repeat: number): Promise<RunSummary> {
   const batch = globalBatch(args, n);
-  const dir = join(args.out, "runs", `w${n}`);
+  const name = args.repeat > 1 ? `w${n}-r${repeat}` : `w${n}`;
+  const dir = join(args.out, "runs", name);
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   const flags = [
     `--model=${args.model}`,
@@ -48,7 +51,9 @@ async function trainRun(args: ScalingArgs, n: number): Promise<RunSummary> {
     `--wire=${args.wire}`,
     `--balance=${args.balance}`,
     `--out=${dir}`,
-    ...(args.trace ? [`--trace=${join(args.out, `trace-${n}w.json`)}`] : []),
+    ...(args.trace
+      ? [`--trace=${join(args.out, `trace-${n}w${args.repeat > 1 ? `-r${repeat}` : ""}.json`)}`]
+      : []),
   ];
   const command = new Deno.Command(Deno.execPath(), {
     args: [
@@ -70,12 +75,12 @@ async function trainRun(args: ScalingArgs, n: number): Promise<RunSummary> {
   const output = await command.output();
   const log = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
   await Deno.mkdir(join(args.out, "runs"), { recursive: true });
-  await writeFileAtomic(join(args.out, "runs", `w${n}.log`), log);
+  await writeFileAtomic(join(args.out, "runs", `${name}.log`), log);
   if (!output.success) {
     throw new GantryError(
       "E_CLOSED",
       `the run with ${n} worker(s) failed (exit ${output.code}); see ${
-        join(args.out, "runs", `w${n}.log`)
+        join(args.out, "runs", `${name}.log`)
       }:\n` +
         log.trim().split("\n").slice(-8).join("\n"),
     );
@@ -133,25 +138,32 @@ export async function runScaling(argv: string[]): Promise<number> {
       `(first ${args.warmup} not measured), ${args.compute} compute` +
       (args.compute === "simulated" ? ` of ${args.stepMs} ms per step` : ""),
   );
-  const runs: RunSummary[] = [];
-  const peers = new Map<number, PeerResult>();
+  const runsOf = new Map<number, RunSummary[]>(args.workers.map((n) => [n, []]));
+  const peersOf = new Map<number, PeerResult[]>(args.workers.map((n) => [n, []]));
   try {
-    for (const n of args.workers) {
-      runs.push(await trainRun(args, n));
-      if (args.peers) {
-        const peer = await peerRun(args, n);
-        peers.set(n, peer);
-        console.log(
-          `  PyTorch ${peer.name}, ${n} process(es): ` +
-            (peer.skipped ??
-              (peer.ms !== undefined ? `${peer.ms.toFixed(2)} ms` : `${peer.imagesPerSec} img/s`)),
-        );
+    for (let repeat = 1; repeat <= args.repeat; repeat++) {
+      if (args.repeat > 1) console.log(`round ${repeat} of ${args.repeat}`);
+      for (const n of args.workers) {
+        runsOf.get(n)!.push(await trainRun(args, n, repeat));
+        if (args.peers) {
+          const peer = await peerRun(args, n);
+          peersOf.get(n)!.push(peer);
+          console.log(
+            `  PyTorch ${peer.name}, ${n} process(es): ` +
+              (peer.skipped ??
+                (peer.ms !== undefined ? `${peer.ms.toFixed(2)} ms` : `${peer.imagesPerSec} img/s`)),
+          );
+        }
       }
     }
   } catch (error) {
     console.error(`gantry scaling: ${errorMessage(error)}`);
     return 1;
   }
+  const runs = args.workers.map((n) => combineRuns(runsOf.get(n)!));
+  const peers = new Map<number, PeerResult>(
+    args.peers ? args.workers.map((n) => [n, combinePeers(peersOf.get(n)!)]) : [],
+  );
   const rows = buildRows(runs, peers);
   const labels = { compute: args.compute, model: args.model, wire: args.wire, balance: args.balance };
   console.log("");

@@ -105,6 +105,38 @@ export function summarizeRun(
   };
 }
 
+/** Repeated runs of one worker count as one: the median of every time (images/s from the median step). */
+export function combineRuns(runs: RunSummary[]): RunSummary {
+  if (runs.length === 1) return runs[0];
+  const breakdown = {} as Record<BreakdownKey, number>;
+  for (const key of BREAKDOWN) breakdown[key] = median(runs.map((r) => r.breakdown[key]));
+  const stepMs = median(runs.map((r) => r.stepMs));
+  const overheads = runs.map((r) => r.overheadMs).filter((v): v is number => v !== undefined);
+  const last = runs[runs.length - 1];
+  return {
+    ...last,
+    measuredSteps: runs.reduce((sum, r) => sum + r.measuredSteps, 0),
+    stepMs,
+    imagesPerSec: last.globalBatch / (stepMs / 1000),
+    breakdown,
+    otherMs: median(runs.map((r) => r.otherMs)),
+    ...(overheads.length > 0 ? { overheadMs: median(overheads) } : {}),
+  };
+}
+
+/** Repeated peer measurements as one: medians, or the first reason one was skipped. */
+export function combinePeers(peers: PeerResult[]): PeerResult {
+  const skipped = peers.find((p) => p.skipped);
+  if (skipped || peers.length === 1) return skipped ?? peers[0];
+  const ms = peers.map((p) => p.ms).filter((v): v is number => v !== undefined);
+  const rates = peers.map((p) => p.imagesPerSec).filter((v): v is number => v !== undefined);
+  return {
+    name: peers[0].name,
+    ...(ms.length > 0 ? { ms: median(ms) } : {}),
+    ...(rates.length > 0 ? { imagesPerSec: median(rates) } : {}),
+  };
+}
+
 /**
  * Speed-up and efficiency against the smallest count: speed-up = images/s ÷ the smallest count's, efficiency
  * = speed-up ÷ (workers ÷ smallest count). The same for weak and strong scaling; the peers' alike.

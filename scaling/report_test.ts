@@ -1,7 +1,18 @@
 import { assert, assertClose, assertEquals, assertThrows } from "../shared/testing.ts";
 import { GantryError } from "../shared/errors.ts";
 import { globalBatch, parseScalingArgs } from "./args.ts";
-import { buildRows, CSV_COLUMNS, type StepMetrics, summarizeRun, toCsv, toTable } from "./report.ts";
+import {
+  BREAKDOWN,
+  buildRows,
+  combinePeers,
+  combineRuns,
+  CSV_COLUMNS,
+  type RunSummary,
+  type StepMetrics,
+  summarizeRun,
+  toCsv,
+  toTable,
+} from "./report.ts";
 
 function steps(stepMs: number[], computeMs = 5): StepMetrics[] {
   return stepMs.map((ms, i) => ({
@@ -77,4 +88,45 @@ Deno.test("parseScalingArgs() reads the issue's flags and names the flag at faul
     );
     assert(error.message.includes(flag), error.message);
   }
+});
+
+Deno.test("combineRuns() and combinePeers() take the medians of repeated runs", () => {
+  const run = (stepMs: number, network: number): RunSummary => ({
+    workers: 2,
+    globalBatch: 128,
+    measuredSteps: 10,
+    stepMs,
+    imagesPerSec: 128 / (stepMs / 1000),
+    breakdown: {
+      ...Object.fromEntries(BREAKDOWN.map((k) => [k, 1])),
+      networkMs: network,
+    } as RunSummary["breakdown"],
+    otherMs: stepMs / 10,
+    overheadMs: stepMs - 5,
+    lossD: 1,
+    lossG: 2,
+  });
+  const combined = combineRuns([run(300, 9), run(100, 1), run(200, 5)]);
+  assertEquals(
+    [
+      combined.stepMs,
+      combined.imagesPerSec,
+      combined.breakdown.networkMs,
+      combined.otherMs,
+      combined.overheadMs,
+    ],
+    [200, 640, 5, 20, 195],
+  );
+  assertEquals(combined.measuredSteps, 30);
+  assertEquals(
+    combinePeers([{ name: "ddp", imagesPerSec: 90 }, { name: "ddp", imagesPerSec: 70 }, {
+      name: "ddp",
+      imagesPerSec: 80,
+    }]),
+    { name: "ddp", imagesPerSec: 80 },
+  );
+  assertEquals(combinePeers([{ name: "gloo", ms: 5 }, { name: "gloo", skipped: "no torch" }]), {
+    name: "gloo",
+    skipped: "no torch",
+  });
 });
