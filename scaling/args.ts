@@ -1,6 +1,6 @@
 /**
  * The flags of `deno task scaling`. The tool is not a role of gantry (it starts `deno task train` runs), so
- * its flags live here; those it forwards (--wire, --balance, --compute, --step-ms, --backend) are gantry's
+ * its flags live here; those it forwards (--wire, --shared-memory, --balance, --compute, --step-ms, --backend) are gantry's
  * own and are checked again by the runs.
  */
 import { GantryError } from "../shared/errors.ts";
@@ -16,6 +16,8 @@ export interface ScalingArgs {
   compute: "real" | "simulated";
   stepMs: number;
   wire: "float32" | "float16";
+  /** gantry's --shared-memory: off measures the sockets that workers on other machines would use. */
+  sharedMemory: "auto" | "off";
   balance: boolean;
   backend: string;
   threads: number;
@@ -41,6 +43,8 @@ export const SCALING_HELP = `usage: deno task scaling [flags]
   --compute real|simulated   simulated: workers skip the math and answer after --step-ms [default: real]
   --step-ms MS               simulated compute time per step [default: 5]
   --wire float32|float16     gantry's --wire [default: float32]
+  --shared-memory auto|off   gantry's --shared-memory; off: everything through sockets, as for workers on
+                             other machines [default: auto]
   --balance                  gantry's --balance
   --backend NAME             workers' backend (auto|tensorflow|wasm|cpu) [default: auto]
   --threads N                compute threads per worker [default: 1, as the PyTorch peers]
@@ -92,6 +96,7 @@ export function parseScalingArgs(argv: string[]): ScalingArgs {
     "compute",
     "step-ms",
     "wire",
+    "shared-memory",
     "backend",
     "threads",
     "out",
@@ -127,6 +132,7 @@ export function parseScalingArgs(argv: string[]): ScalingArgs {
     compute: oneOf("compute", "real", ["real", "simulated"] as const),
     stepMs,
     wire: oneOf("wire", "float32", ["float32", "float16"] as const),
+    sharedMemory: oneOf("shared-memory", "auto", ["auto", "off"] as const),
     balance: flags.has("balance"),
     backend: oneOf("backend", "auto", ["auto", "tensorflow", "wasm", "cpu"]),
     threads: integer("threads", get("threads", "1"), 1),

@@ -49,6 +49,7 @@ async function trainRun(args: ScalingArgs, n: number, repeat: number): Promise<R
     `--compute=${args.compute}`,
     `--step-ms=${args.stepMs}`,
     `--wire=${args.wire}`,
+    `--shared-memory=${args.sharedMemory}`,
     `--balance=${args.balance}`,
     `--out=${dir}`,
     ...(args.trace
@@ -165,14 +166,20 @@ export async function runScaling(argv: string[]): Promise<number> {
     args.peers ? args.workers.map((n) => [n, combinePeers(peersOf.get(n)!)]) : [],
   );
   const rows = buildRows(runs, peers);
-  const labels = { compute: args.compute, model: args.model, wire: args.wire, balance: args.balance };
+  const labels = {
+    compute: args.compute,
+    model: args.model,
+    wire: args.wire,
+    balance: args.balance,
+    sharedMemory: args.sharedMemory,
+  };
   console.log("");
   console.log(toTable(rows, { ...labels, stepMs: args.stepMs, strong: args.strong }));
   const csv = join(args.out, "scaling.csv");
   await writeFileAtomic(csv, toCsv(rows, labels));
   const title = `${args.model}, ${args.strong ? "strong" : "weak"} scaling, ` +
     (args.compute === "simulated" ? `SIMULATED ${args.stepMs} ms compute` : "real compute") +
-    `, wire ${args.wire}`;
+    `, wire ${args.wire}` + (args.sharedMemory === "off" ? ", sockets only" : "");
   await writeScalingPlot(rows, title, join(args.out, "scaling"));
   console.log(`\n${csv}, ${join(args.out, "scaling.png")}`);
   return 0;

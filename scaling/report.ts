@@ -192,6 +192,8 @@ export interface RunLabels {
   model: string;
   wire: string;
   balance: boolean;
+  /** gantry's --shared-memory (absent: auto). */
+  sharedMemory?: string;
 }
 
 function fixed(n: number | undefined, digits = 2): string {
@@ -289,7 +291,8 @@ export function toTable(rows: ReportRow[], labels: RunLabels & { stepMs?: number
       `the coordinator and the network only (overhead = step ms - ${labels.stepMs})`
     : "real compute";
   const lines = [
-    `${labels.model}, ${kind}, ${what}, wire ${labels.wire}${labels.balance ? ", --balance" : ""}`,
+    `${labels.model}, ${kind}, ${what}, wire ${labels.wire}${labels.balance ? ", --balance" : ""}` +
+    (labels.sharedMemory === "off" ? ", sockets only (--shared-memory off)" : ""),
     "breakdown columns: medians per step in ms (D + G phases); network = waiting for results beyond compute",
     line(head),
     ...body.map(line),

@@ -111,6 +111,13 @@ function writeTensor(target: Uint8Array, offset: number, dtype: DType, source: T
   if (at + source.length * ELEMENT_BYTES[dtype] > target.byteOffset + target.byteLength) {
     throw new RangeError(`encodeMessage: a tensor of ${source.length} values overruns its target`);
   }
+  // Computed in place already (a worker's gradient in shared memory): nothing to copy.
+  if (
+    source.buffer === target.buffer && source.byteOffset === at &&
+    ELEMENT_BYTES[dtype] === source.BYTES_PER_ELEMENT
+  ) {
+    return;
+  }
   if (dtype === "f16" && source instanceof Float32Array) {
     // One conversion pass straight into place: rounds to nearest float16, as Math.f16round.
     new Float16Array(target.buffer, at, source.length).set(source);

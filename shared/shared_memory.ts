@@ -8,7 +8,10 @@
  */
 const O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0o100, O_EXCL = 0o200;
 const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20;
-const SEEK_END = 2;
+const SEEK_END = 2, ESRCH = 3;
+/** Where glibc's shm_open keeps its names, and where a `struct dirent`'s name starts (x86_64, aarch64). */
+const SHM_DIRECTORY = "/dev/shm";
+const DIRENT_NAME_OFFSET = 19;
 const OWNER_ONLY = 0o600;
 /** What a probe segment holds: a nonce, proving that both processes see the same /dev/shm. */
 const PROBE_BYTES = 16;
@@ -23,6 +26,10 @@ const SYMBOLS = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
   strerror: { parameters: ["i32"], result: "pointer" },
 } as const;
 
@@ -187,4 +194,34 @@ export function probeMatches(name: string, nonce: string): boolean {
   } finally {
     c.close(fd);
   }
+}
+
+/**
+ * Removes the names gantry processes that no longer run left in /dev/shm (a coordinator killed outright
+ * leaves its weights segment's). The directory is read through libc: Deno guards /dev/shm behind
+ * --allow-all. Returns the names removed.
+ */
+export function sweepStaleSegments(): string[] {
+  if (sharedMemorySupport() !== null) return [];
+  const c = lib();
+  const directory = c.opendir(cName(SHM_DIRECTORY));
+  if (directory === null) return [];
+  const names: string[] = [];
+  try {
+    for (let entry = c.readdir(directory); entry !== null; entry = c.readdir(directory)) {
+      names.push(`/${Deno.UnsafePointerView.getCString(entry, DIRENT_NAME_OFFSET)}`);
+    }
+  } finally {
+    c.closedir(directory);
+  }
+  const swept: string[] = [];
+  for (const name of names.filter(isSegmentName)) {
+    const pid = Number(name.split("-")[2]);
+    // kill(pid, 0) sends nothing: it fails with ESRCH only when no such process exists.
+    if (c.kill(pid, 0) !== 0 && errno() === ESRCH) {
+      unlinkSegment(name);
+      swept.push(name);
+    }
+  }
+  return swept;
 }

@@ -5,6 +5,7 @@ import {
   segmentName,
   sharedMemorySupport,
   SharedSegment,
+  sweepStaleSegments,
   unlinkSegment,
   writeProbe,
 } from "./shared_memory.ts";
@@ -64,4 +65,22 @@ Deno.test("a closed segment's views read zeros rather than crash", () => {
   segment.bytes.fill(7);
   segment.close();
   assertEquals([segment.bytes[0], segment.bytes[4095]], [0, 0]);
+});
+
+Deno.test("segments of processes that are gone are swept; those of live ones stay", () => {
+  const live = segmentName("test");
+  // No process has a pid this large (Linux's limit is 2^22).
+  const stale = `/gantry-test-999999999-${"ab".repeat(8)}`;
+  const segments = [SharedSegment.create(live, 4096), SharedSegment.create(stale, 4096)];
+  try {
+    const swept = sweepStaleSegments();
+    assert(swept.includes(stale), `swept: ${swept.join(", ")}`);
+    assert(!swept.includes(live));
+    assertThrows(() => SharedSegment.open(stale, 4096), Error, "No such file");
+    SharedSegment.open(live, 4096).close();
+  } finally {
+    for (const s of segments) s.close();
+    unlinkSegment(live);
+    unlinkSegment(stale);
+  }
 });

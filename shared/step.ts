@@ -59,8 +59,11 @@ function readAndDispose(...tensors: tf.Tensor[]): Float32Array[] {
  * One flat Float32Array from gradient tensors in spec order (the trainable vector's layout): read one by
  * one into place rather than concatenated by the backend (as many copies, fewer ops).
  */
-function readFlat(tensors: tf.Tensor[], size: number): Float32Array {
-  const flat = new Float32Array(size);
+function readFlat(tensors: tf.Tensor[], size: number, into?: Float32Array): Float32Array {
+  if (into && into.length !== size) {
+    throw new Error(`gradient target holds ${into.length} values, not ${size}`);
+  }
+  const flat = into ?? new Float32Array(size);
   let offset = 0;
   for (const t of tensors) {
     flat.set(t.dataSync() as Float32Array, offset);
@@ -74,9 +77,10 @@ function readFlat(tensors: tf.Tensor[], size: number): Float32Array {
 function readPhase(
   out: { grads: tf.Tensor[]; sums: tf.Tensor1D },
   size: number,
+  into?: Float32Array,
 ): [Float32Array, Float32Array] {
   try {
-    return [readFlat(out.grads, size), out.sums.dataSync() as Float32Array];
+    return [readFlat(out.grads, size, into), out.sums.dataSync() as Float32Array];
   } finally {
     tf.dispose([...out.grads, out.sums]);
   }
@@ -120,8 +124,11 @@ export class StepComputer {
     this.#discriminator = next;
   }
 
-  /** (1) Gradient sums of D's loss on real images (target 1 - smoothing) and on G's fakes (target 0). */
-  discriminatorPhase(shard: DiscriminatorShard): PhaseResult {
+  /**
+   * (1) Gradient sums of D's loss on real images (target 1 - smoothing) and on G's fakes (target 0), read
+   * into `gradsInto` when given (a worker's shared memory: the coordinator reads them there).
+   */
+  discriminatorPhase(shard: DiscriminatorShard, gradsInto?: Float32Array): PhaseResult {
     const n = shard.count;
     checkCount("discriminator shard", n);
     checkLength("real", shard.real.length, n * IMAGE_PIXELS);
@@ -160,12 +167,13 @@ export class StepComputer {
     const [grads, [lossSum, realScoreSum, fakeScoreSum]] = readPhase(
       out,
       this.specs.discriminator.trainableSize,
+      gradsInto,
     );
     return { grads, lossSum, realScoreSum, fakeScoreSum };
   }
 
   /** (2) Gradient sums of G's non-saturating loss through the current D, plus G's BatchNorm input sums. */
-  generatorPhase(shard: GeneratorShard): PhaseResult {
+  generatorPhase(shard: GeneratorShard, gradsInto?: Float32Array): PhaseResult {
     const n = shard.count;
     checkCount("generator shard", n);
     checkLength("z", shard.z.length, n * this.specs.latentDim);
@@ -201,7 +209,7 @@ export class StepComputer {
     } finally {
       sides?.dispose();
     }
-    const [grads, sums] = readPhase(out, this.specs.generator.trainableSize);
+    const [grads, sums] = readPhase(out, this.specs.generator.trainableSize, gradsInto);
     return {
       grads,
       lossSum: sums[0],

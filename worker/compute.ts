@@ -29,6 +29,8 @@ export interface RunnerOptions {
   spans?: SpanLog;
   /** --compute simulated: no math; each phase takes half of `stepMs`. */
   simulated?: { stepMs: number; specs: ModelSpecs };
+  /** Where a phase's float32 gradient is written (shared memory: then the coordinator reads it in place). */
+  gradsInto?: (size: number) => Float32Array;
 }
 
 /** Blocks this thread for `ms` without spinning, as a synchronous GPU computation would. */
@@ -152,12 +154,15 @@ export class TaskRunner {
     if (simulated) {
       blockFor(simulated.stepMs / 2);
       const net = task.phase === "D" ? simulated.specs.discriminator : simulated.specs.generator;
-      const grads = this.#zerosOf(task.phase, net.trainableSize);
+      const into = this.#options.gradsInto?.(net.trainableSize);
+      const grads = into ? into.fill(0) : this.#zerosOf(task.phase, net.trainableSize);
       const out = { grads, lossSum: 0, realScoreSum: 0, fakeScoreSum: 0 };
       const bn = simulated.specs.generator.stateSize;
       return task.phase === "G" && bn > 0 ? { ...out, batchNormSums: this.#zerosOf("bn", bn) } : out;
     }
     const computer = this.#computer!;
+    const net = task.phase === "D" ? computer.specs.discriminator : computer.specs.generator;
+    const into = this.#options.gradsInto?.(net.trainableSize);
     return task.phase === "D"
       ? computer.discriminatorPhase({
         count: task.count,
@@ -165,8 +170,8 @@ export class TaskRunner {
         realLabels: task.realLabels!,
         z: task.z,
         fakeLabels: task.labels,
-      })
-      : computer.generatorPhase({ count: task.count, z: task.z, labels: task.labels });
+      }, into)
+      : computer.generatorPhase({ count: task.count, z: task.z, labels: task.labels }, into);
   }
 
   #zerosOf(key: string, size: number): Float32Array {

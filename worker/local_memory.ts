@@ -54,6 +54,13 @@ export class LocalMemory {
     return "shared memory";
   }
 
+  /** The first `size` floats of the gradient region, where a phase's gradient can be computed in place. */
+  gradsView(size: number): Float32Array {
+    if (!this.gradsPlacement) throw new Error("LocalMemory.gradsView: no shared memory");
+    const memory = this.gradsPlacement.memory;
+    return new Float32Array(memory.buffer, memory.byteOffset, size);
+  }
+
   close(): void {
     this.#removeProbe();
     this.#weights?.close();

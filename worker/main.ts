@@ -93,14 +93,16 @@ export async function runWorker(config: Config): Promise<number> {
     computer = current;
     sizes = expectedSizes(specs);
     spans = new SpanLog(message.trace);
+    const transport = local.accept(message.sharedMemory);
     // A new connection knows nothing of the weights held: the coordinator sends them before the first task.
     runner = new TaskRunner(current, {
       wire: message.wire,
       spans,
       ...(simulated ? { simulated: { stepMs: config.stepMs, specs } } : {}),
+      // float32 gradients are computed straight into shared memory (float16 ones are converted first).
+      ...(message.sharedMemory && message.wire === "float32" ? { gradsInto: (n) => local.gradsView(n) } : {}),
     });
     link.setHeartbeat(message.heartbeatIntervalMs, message.heartbeatTimeoutMs);
-    const transport = local.accept(message.sharedMemory);
     log(
       `joined as worker ${message.workerId}: model ${message.model}, wire ${message.wire}, ` +
         `${transport}${localUnavailable ? ` (${localUnavailable})` : ""}` +
