@@ -1,10 +1,11 @@
 /**
  * The coordinator's side of shared memory: one weights segment that every local worker maps, and one
- * segment per local worker for its gradients (which it writes) and its tasks' tensors (which it reads). A worker gets them only after proving (with a probe segment) that it
- * sees this machine's /dev/shm; the others keep using the socket alone.
+ * segment per local worker for its gradients (which it writes) and its tasks' tensors (which it reads). A
+ * worker gets them only after proving (with a probe segment) that it sees this machine's /dev/shm; the
+ * others keep using the socket alone.
  *
  * A worker unlinks its own segment's name once it has mapped it, so a crash leaves at most the weights
- * segment's name behind (rm /dev/shm/gantry-*). A departed worker's memory is given back at the next
+ * segment's name behind, which the next coordinator removes. A departed worker's memory is given back at the next
  * phase, not at once: a result it sent before leaving may still be summed in the phase in flight.
  */
 import type { SharedPlacement } from "../shared/codec.ts";
@@ -14,6 +15,7 @@ import {
   segmentName,
   sharedMemorySupport,
   SharedSegment,
+  sweepStaleSegments,
   unlinkSegment,
 } from "../shared/shared_memory.ts";
 import type { WorkerHandle } from "./registry.ts";
@@ -75,6 +77,14 @@ export class SharedTransport {
     if (why) {
       log(`shared memory off: ${why}; workers use the socket for everything`);
       return null;
+    }
+    const swept = sweepStaleSegments();
+    if (swept.length > 0) {
+      log(
+        `removed ${swept.length} shared-memory segment(s) of gantry processes that were killed: ${
+          swept.join(" ")
+        }`,
+      );
     }
     const discriminatorOffset = align8(generatorSize * 4);
     const weights = SharedSegment.create(segmentName("weights"), discriminatorOffset + discriminatorSize * 4);
