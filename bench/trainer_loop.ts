@@ -1,7 +1,8 @@
 /**
  * One worker's whole training step without the network: what a worker computes (StepComputer's D phase and
- * G phase, with the weight installs a task brings) plus what the coordinator computes between them (Adam on
- * D, then on G, over the flat master vectors). Not included: drawing the batch plan, the wire codec, the
+ * G phase, with the weight installs a task brings, its gradients read into buffers kept from step to step as
+ * a local worker's shared memory is) plus what the coordinator computes between them (the gradient average,
+ * then Adam, on D and then on G, over the flat master vectors). Not included: drawing the batch plan, the wire codec, the
  * BatchNorm moving statistics and the metrics line, which together take well under 1% of a step.
  */
 import process from "node:process";
@@ -49,6 +50,9 @@ export class BenchLoop {
   readonly #adamD: Adam;
   readonly #gradG: Float32Array;
   readonly #gradD: Float32Array;
+  /** The worker's side: where its phases write their gradient sums. */
+  readonly #workerGradG: Float32Array;
+  readonly #workerGradD: Float32Array;
   readonly #rng: Rng;
   readonly #batch: number;
   readonly #real: Array<{ images: Uint8Array; labels: Uint8Array }>;
@@ -67,6 +71,8 @@ export class BenchLoop {
     this.#d.trainable = this.#adamD.buffer(this.#d.trainable);
     this.#gradG = this.#adamG.buffer();
     this.#gradD = this.#adamD.buffer();
+    this.#workerGradG = new Float32Array(this.#g.trainable.length);
+    this.#workerGradD = new Float32Array(this.#d.trainable.length);
     this.#computer = new StepComputer(specs, 0);
     this.#computer.setGeneratorWeights(this.#g.trainable);
     this.#computer.setDiscriminatorWeights(this.#d.trainable);
@@ -96,15 +102,17 @@ export class BenchLoop {
       this.cpu[part] += nowCpu - cpu;
       [wall, cpu] = [nowWall, nowCpu];
     };
-    const d = this.#computer.discriminatorPhase(dShard);
+    const d = this.#computer.discriminatorPhase(dShard, this.#workerGradD);
     lap("dPhase");
-    this.#adamD.apply(this.#d.trainable, scaled(d.grads, 1 / n, this.#gradD));
+    this.#adamD.sumInto(this.#gradD, [d.grads], [1 / n]);
+    this.#adamD.apply(this.#d.trainable, this.#gradD);
     lap("adam");
     this.#computer.setDiscriminatorWeights(this.#d.trainable);
     lap("setWeights");
-    const g = this.#computer.generatorPhase(gShard);
+    const g = this.#computer.generatorPhase(gShard, this.#workerGradG);
     lap("gPhase");
-    this.#adamG.apply(this.#g.trainable, scaled(g.grads, 1 / n, this.#gradG));
+    this.#adamG.sumInto(this.#gradG, [g.grads], [1 / n]);
+    this.#adamG.apply(this.#g.trainable, this.#gradG);
     lap("adam");
     this.#computer.setGeneratorWeights(this.#g.trainable);
     lap("setWeights");
@@ -128,10 +136,4 @@ export class BenchLoop {
   #labels(): Uint8Array {
     return this.#rng.fillInts(new Uint8Array(this.#batch), NUM_CLASSES);
   }
-}
-
-/** The coordinator averages gradient sums over the global batch into Adam's gradient buffer. */
-function scaled(values: Float32Array, factor: number, out: Float32Array): Float32Array {
-  for (let i = 0; i < values.length; i++) out[i] = values[i] * factor;
-  return out;
 }
