@@ -40,13 +40,16 @@ export class SharedTransport {
   readonly #taskOffsets: Record<string, number>;
   readonly #segments = new Map<WorkerHandle, SharedSegment>();
   readonly #departed: SharedSegment[] = [];
+  readonly #log: (line: string) => void;
 
   private constructor(
     weights: SharedSegment,
     discriminatorOffset: number,
     gradsBytes: number,
     task: TaskShape,
+    log: (line: string) => void,
   ) {
+    this.#log = log;
     this.#weights = weights;
     this.#discriminatorOffset = discriminatorOffset;
     this.#gradsBytes = gradsBytes;
@@ -87,9 +90,15 @@ export class SharedTransport {
       );
     }
     const discriminatorOffset = align8(generatorSize * 4);
-    const weights = SharedSegment.create(segmentName("weights"), discriminatorOffset + discriminatorSize * 4);
+    let weights: SharedSegment;
+    try {
+      weights = SharedSegment.create(segmentName("weights"), discriminatorOffset + discriminatorSize * 4);
+    } catch (error) {
+      log(`shared memory off: ${(error as Error).message}; workers use the socket for everything`);
+      return null;
+    }
     const gradsBytes = align8(Math.max(generatorSize, discriminatorSize) * 4);
-    return new SharedTransport(weights, discriminatorOffset, gradsBytes, task);
+    return new SharedTransport(weights, discriminatorOffset, gradsBytes, task, log);
   }
 
   /**
@@ -99,7 +108,13 @@ export class SharedTransport {
   attach(worker: WorkerHandle, hello: HelloMessage): SharedMemoryOffer | undefined {
     const probe = hello.sharedMemory;
     if (!probe || !probeMatches(probe.probe, probe.nonce)) return undefined;
-    const segment = SharedSegment.create(segmentName("worker"), this.#gradsBytes + this.#taskBytes);
+    let segment: SharedSegment;
+    try {
+      segment = SharedSegment.create(segmentName("worker"), this.#gradsBytes + this.#taskBytes);
+    } catch (error) {
+      this.#log(`worker ${worker.id} uses the socket only: ${(error as Error).message}`);
+      return undefined;
+    }
     this.#segments.set(worker, segment);
     worker.sharedRegions = { grads: segment.bytes.subarray(0, this.#gradsBytes) };
     worker.taskPlacement = { region: "task", memory: segment.bytes, offsets: this.#taskOffsets };

@@ -20,6 +20,7 @@ const SYMBOLS = {
   shm_open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   shm_unlink: { parameters: ["buffer"], result: "i32" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  posix_fallocate: { parameters: ["i32", "i64", "i64"], result: "i32" },
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -98,6 +99,13 @@ export class SharedSegment {
     if (fd < 0) throw failure("shm_open", name);
     try {
       if (c.ftruncate(fd, BigInt(size)) !== 0) throw failure("ftruncate", name);
+      // Reserve the pages now: a tmpfs too small for them (Docker gives /dev/shm 64 MB) would otherwise
+      // kill the process with SIGBUS at the first write past its room, instead of failing here.
+      const code = c.posix_fallocate(fd, 0n, BigInt(size));
+      if (code !== 0) {
+        const text = Deno.UnsafePointerView.getCString(c.strerror(code)!);
+        throw new Error(`shared memory ${name}: no room for ${size} bytes in /dev/shm (${text})`);
+      }
       return SharedSegment.#map(c, fd, name, size);
     } catch (error) {
       c.shm_unlink(cName(name));

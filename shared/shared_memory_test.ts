@@ -84,3 +84,37 @@ Deno.test("segments of processes that are gone are swept; those of live ones sta
     unlinkSegment(stale);
   }
 });
+
+/** Private mount namespaces need root: where `unshare -m` is refused, the next test cannot run. */
+const canUnshare = (() => {
+  try {
+    return new Deno.Command("unshare", { args: ["-m", "true"], stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "a /dev/shm too small for a segment refuses it with a clear error, instead of a SIGBUS later",
+  ignore: !canUnshare,
+  fn() {
+    const module = new URL("./shared_memory.ts", import.meta.url).href;
+    const script = `import { SharedSegment, segmentName } from "${module}";
+      try { SharedSegment.create(segmentName("test"), 16 << 20); console.log("created"); }
+      catch (e) { console.log(e.message); }
+      console.log(SharedSegment.create(segmentName("test"), 1 << 20).bytes.length);`;
+    // An 8 MB /dev/shm of its own, as small as Docker's 64 MB default is for big models.
+    const { stdout, success } = new Deno.Command("unshare", {
+      args: [
+        "-m",
+        "sh",
+        "-c",
+        `mount -t tmpfs -o size=8m tmpfs /dev/shm && "${Deno.execPath()}" eval '${script}'`,
+      ],
+    }).outputSync();
+    const out = new TextDecoder().decode(stdout);
+    assert(success, out);
+    assert(/no room for 16777216 bytes in \/dev\/shm \(No space left on device\)/.test(out), out);
+    assert(out.trim().endsWith("1048576"), out);
+  },
+});
