@@ -64,6 +64,12 @@ export async function runWorker(config: Config): Promise<number> {
     }
   };
 
+  const kept = new Map<number, Float32Array>();
+  const keptArray = (size: number): Float32Array => {
+    let array = kept.get(size);
+    if (!array) kept.set(size, array = new Float32Array(size));
+    return array;
+  };
   let computer = null as StepComputer | null;
   let runner: TaskRunner | null = null;
   let spans = new SpanLog(false);
@@ -99,8 +105,11 @@ export async function runWorker(config: Config): Promise<number> {
       wire: message.wire,
       spans,
       ...(simulated ? { simulated: { stepMs: config.stepMs, specs } } : {}),
-      // float32 gradients are computed straight into shared memory (float16 ones are converted first).
-      ...(message.sharedMemory && message.wire === "float32" ? { gradsInto: (n) => local.gradsView(n) } : {}),
+      // float32 gradients are read straight into shared memory (float16 ones are converted first), or into
+      // arrays kept from step to step: the frame gets a copy, and megabytes are not allocated per step.
+      ...(message.wire === "float32"
+        ? { gradsInto: message.sharedMemory ? (n: number) => local.gradsView(n) : keptArray }
+        : {}),
     });
     link.setHeartbeat(message.heartbeatIntervalMs, message.heartbeatTimeoutMs);
     log(
