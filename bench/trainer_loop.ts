@@ -2,8 +2,9 @@
  * One worker's whole training step without the network: what a worker computes (StepComputer's D phase and
  * G phase, with the weight installs a task brings, its gradients read into buffers kept from step to step as
  * a local worker's shared memory is) plus what the coordinator computes between them (the gradient average,
- * then Adam, on D and then on G, over the flat master vectors). Not included: drawing the batch plan, the wire codec, the
- * BatchNorm moving statistics and the metrics line, which together take well under 1% of a step.
+ * then Adam, on D and then on G, over the flat master vectors). Not included: drawing the batch plan, the
+ * wire codec, the BatchNorm moving statistics and the metrics line, which together take well under 1% of a
+ * step.
  */
 import process from "node:process";
 import { Adam } from "../coordinator/adam.ts";

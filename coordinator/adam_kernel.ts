@@ -1,8 +1,9 @@
 /**
- * The coordinator's per-parameter loops (Adam's update, the gradient sum) as hand-assembled WebAssembly SIMD function (f32x4), about 4x faster than the same
- * loop in JavaScript (measured here: 3.8 ms against 15 ms for 2.44 M weights on one core). V8 turns the JS
- * loop's float32 reads into float64 arithmetic with one scalar sqrt and divide per weight; this computes four
- * weights per instruction in float32, as Keras's Adam does.
+ * The coordinator's per-parameter loops (Adam's update, the gradient sum) as hand-assembled WebAssembly SIMD
+ * functions (f32x4). Adam runs about 4x faster than the same loop in JavaScript (measured here: 3.8 ms
+ * against 15 ms for 2.44 M weights on one core): V8 turns the JS loop's float32 reads into float64
+ * arithmetic with one scalar sqrt and divide per weight; this computes four weights per instruction in
+ * float32, as Keras's Adam does.
  *
  * The module imports its memory, so that every Adam instance keeps its weights, moments and gradient in
  * one memory of its own and JavaScript reads and writes them through views without copying.
@@ -52,8 +53,9 @@ const store = [...simd(0x0b), 4, 0];
 const [splat, fAdd, fSub, fMul, fDiv, fSqrt] = [0x13, 0xe4, 0xe5, 0xe6, 0xe7, 0xe3].map(simd);
 const [fNe, vOr, anyTrue] = [0x42, 0x50, 0x53].map(simd);
 const I32_ADD = [0x6a], I32_GE_U = [0x4f];
-/** address = base parameter + i */
-const at = (base: number) => [...get(base), ...get(I), ...I32_ADD];
+/** address = base + index, both locals */
+const address = (base: number, index: number) => [...get(base), ...get(index), ...I32_ADD];
+const at = (base: number) => address(base, I);
 const splatted = (k: number) => get(FIRST_SPLAT + k);
 
 function adamBody(): number[] {
@@ -93,7 +95,7 @@ function adamBody(): number[] {
  */
 function sumBody(accumulate: boolean): number[] {
   const [OUT, IN, N, SCALE, J, S, X, D, BAD] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-  const addr = (base: number) => [...get(base), ...get(J), ...I32_ADD];
+  const addr = (base: number) => address(base, J);
   const code = [...get(SCALE), ...splat, ...set(S), 0x02, 0x40, 0x03, 0x40];
   code.push(...get(J), ...get(N), ...I32_GE_U, 0x0d, 1);
   code.push(...addr(OUT), ...addr(IN), ...load, ...tee(X), ...get(S), ...fMul);

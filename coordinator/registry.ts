@@ -56,6 +56,8 @@ export class WorkerHandle {
   lastDecodeMs = 0;
   /** Shared-memory regions this worker may place tensors in (its gradient segment), when it has any. */
   sharedRegions: Readonly<Record<string, Uint8Array>> = {};
+  /** Where its tasks' tensors go, when it is on shared memory. */
+  taskPlacement: SharedPlacement | undefined;
   /** performance.now() when its last result arrived (the end of its network wait). */
   lastResultAt = 0;
   /** Images of its shard per second of its compute over its last whole step (D + G), for the dashboard. */
@@ -86,9 +88,6 @@ export class WorkerHandle {
     this.#socket = socket;
     this.#onGone = onGone;
   }
-
-  /** Where its tasks' tensors go, when it is on shared memory. */
-  taskPlacement: SharedPlacement | undefined;
 
   /** Big tensors go through shared memory rather than the socket. */
   get sharedMemory(): boolean {

@@ -5,10 +5,10 @@
  * others keep using the socket alone.
  *
  * A worker unlinks its own segment's name once it has mapped it, so a crash leaves at most the weights
- * segment's name behind, which the next coordinator removes. A departed worker's memory is given back at the next
- * phase, not at once: a result it sent before leaving may still be summed in the phase in flight.
+ * segment's name behind, which the next coordinator removes. A departed worker's memory is given back at
+ * the next phase, not at once: a result it sent before leaving may still be summed in the phase in flight.
  */
-import type { SharedPlacement } from "../shared/codec.ts";
+import { align8, type SharedPlacement } from "../shared/codec.ts";
 import type { HelloMessage, Phase, SharedMemoryOffer } from "../shared/protocol.ts";
 import {
   probeMatches,
@@ -25,11 +25,6 @@ export interface TaskShape {
   maxCount: number;
   latentDim: number;
   imageBytes: number;
-}
-
-/** Tensors start at 8-byte aligned offsets, as in frames. */
-function align8(n: number): number {
-  return (n + 7) & ~7;
 }
 
 export class SharedTransport {

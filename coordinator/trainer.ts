@@ -319,10 +319,10 @@ export class Trainer {
     return registry.forStep(step);
   }
 
-  /** Runs one phase over the live workers, redoing it over the survivors when a worker fails. */
   /**
-   * `aggregate` sums the results' gradients; a worker whose gradient holds a NaN or an infinity is dropped
-   * there, and the phase redone without it.
+   * Runs one phase over the live workers, redoing it over the survivors when a worker fails. `whileWaiting`
+   * runs once the tasks are out; `aggregate` sums the results' gradients, and a worker whose gradient holds
+   * a NaN or an infinity is dropped there, and the phase redone without it.
    */
   async #runPhase(
     step: number,

@@ -7,7 +7,7 @@ import { isLoopback, SUPERVISED_VARIABLE, toFlags, TOKEN_VARIABLE } from "../con
 import { runMain } from "../config/main.ts";
 import { pressHandler } from "../shared/interrupts.ts";
 import { freePort } from "../shared/net.ts";
-import { allowedCpus, boundCommand } from "./affinity.ts";
+import { allowedCpus, boundCommand, workerCore } from "./affinity.ts";
 import { type Child, signalChild, spawnChild } from "./children.ts";
 import { COORDINATOR_PERMISSIONS, WORKER_PERMISSIONS } from "./permissions.ts";
 
@@ -93,7 +93,7 @@ export async function runTrain(config: Config): Promise<number> {
         typeof cpus === "string"
           ? `[train] workers not bound to cores: ${cpus}`
           : `[train] workers bound to cores ${
-            Array.from({ length: workers }, (_, i) => boundCommand(cpus, i)[2]).join(", ")
+            Array.from({ length: workers }, (_, i) => workerCore(cpus, i)).join(", ")
           } (--pin-workers)`,
       );
       for (let i = 0; i < workers; i++) {

@@ -30,7 +30,8 @@ const LATENT_DIM = 100;
 /** One `deno task train` run with `n` workers; its output goes to DIR/runs/w<n>[-r<repeat>].log. */
 async function trainRun(args: ScalingArgs, n: number, repeat: number): Promise<RunSummary> {
   const batch = globalBatch(args, n);
-  const name = args.repeat > 1 ? `w${n}-r${repeat}` : `w${n}`;
+  const suffix = args.repeat > 1 ? `-r${repeat}` : "";
+  const name = `w${n}${suffix}`;
   const dir = join(args.out, "runs", name);
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   const flags = [
@@ -52,9 +53,7 @@ async function trainRun(args: ScalingArgs, n: number, repeat: number): Promise<R
     `--shared-memory=${args.sharedMemory}`,
     `--balance=${args.balance}`,
     `--out=${dir}`,
-    ...(args.trace
-      ? [`--trace=${join(args.out, `trace-${n}w${args.repeat > 1 ? `-r${repeat}` : ""}.json`)}`]
-      : []),
+    ...(args.trace ? [`--trace=${join(args.out, `trace-${n}w${suffix}.json`)}`] : []),
   ];
   const command = new Deno.Command(Deno.execPath(), {
     args: [

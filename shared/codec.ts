@@ -28,7 +28,8 @@ type DType = "f32" | "f16" | "u8";
 const ELEMENT_BYTES: Record<DType, number> = { f32: 4, f16: 2, u8: 1 };
 type Tensor = Float32Array | Float16Array | Uint8Array;
 
-function align8(n: number): number {
+/** Tensors start at 8-byte aligned offsets, in frames and in shared regions alike. */
+export function align8(n: number): number {
   return (n + 7) & ~7;
 }
 

@@ -39,8 +39,10 @@ export interface HelloMessage {
   pid: number;
   backend: WorkerBackend;
   token?: string;
-  /** Offered when the worker can map shared memory: a probe segment the coordinator reads to see that it
-   * shares this machine's /dev/shm (shared/shared_memory.ts). */
+  /**
+   * Offered when the worker can map shared memory: a probe segment the coordinator reads to see that it
+   * shares this machine's /dev/shm (shared/shared_memory.ts).
+   */
   sharedMemory?: { probe: string; nonce: string };
 }
 
@@ -303,8 +305,7 @@ export function validateFromWorker(
     str(m, "name", "hello");
     if (m.gpu !== null) num(m, "gpu", "hello", true, 0);
     num(m, "pid", "hello", true, 0);
-    const b = m.backend as Fields | undefined;
-    if (typeof b !== "object" || b === null) throw bad('hello: "backend" must be a map');
+    const b = fields(m, "backend", "hello");
     str(b, "name", "hello.backend");
     str(b, "tfjsVersion", "hello.backend");
     if (!Array.isArray(b.devices) || !Array.isArray(b.fallbackReasons)) {

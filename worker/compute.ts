@@ -151,18 +151,17 @@ export class TaskRunner {
     batchNormSums?: Float32Array;
   } {
     const simulated = this.#options.simulated;
+    const specs = simulated?.specs ?? this.#computer!.specs;
+    const net = task.phase === "D" ? specs.discriminator : specs.generator;
+    const into = this.#options.gradsInto?.(net.trainableSize);
     if (simulated) {
       blockFor(simulated.stepMs / 2);
-      const net = task.phase === "D" ? simulated.specs.discriminator : simulated.specs.generator;
-      const into = this.#options.gradsInto?.(net.trainableSize);
       const grads = into ? into.fill(0) : this.#zerosOf(task.phase, net.trainableSize);
       const out = { grads, lossSum: 0, realScoreSum: 0, fakeScoreSum: 0 };
       const bn = simulated.specs.generator.stateSize;
       return task.phase === "G" && bn > 0 ? { ...out, batchNormSums: this.#zerosOf("bn", bn) } : out;
     }
     const computer = this.#computer!;
-    const net = task.phase === "D" ? computer.specs.discriminator : computer.specs.generator;
-    const into = this.#options.gradsInto?.(net.trainableSize);
     return task.phase === "D"
       ? computer.discriminatorPhase({
         count: task.count,
