@@ -40,6 +40,7 @@ export interface Config {
   token?: string;
   wire: "float32" | "float16";
   sharedMemory: "auto" | "off";
+  sharedMemoryWorkers: number;
   pinWorkers: "auto" | "off";
   balance: boolean;
   trace?: string;

@@ -256,6 +256,14 @@ export const OPTIONS = {
       "(Linux, --allow-ffi), the socket carrying only messages; off: everything through the socket",
     roles: ALL,
   },
+  sharedMemoryWorkers: {
+    flag: "shared-memory-workers",
+    kind: { type: "integer", min: 0, max: 256 },
+    default: 16,
+    help: "the most workers that get shared memory at once (each holds a gradient-sized slot of the " +
+      "coordinator's address space, untouched until used); further local workers use the socket",
+    roles: RUN,
+  },
   balance: {
     flag: "balance",
     kind: { type: "boolean" },

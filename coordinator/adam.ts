@@ -2,7 +2,8 @@
  * Adam over one flat Float32Array of master weights, in one fused pass (Kingma & Ba, with Keras's epsilon
  * placement: p -= lr_t * m / (sqrt(v) + eps), lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)).
  */
-import { type OptimizerKernels, optimizerKernels } from "./adam_kernel.ts";
+import type { OptimizerKernels } from "./adam_kernel.ts";
+import { KernelMemory } from "./kernel_memory.ts";
 
 export interface AdamSettings {
   lr: number;
@@ -17,9 +18,8 @@ export interface AdamState {
   v: Float32Array;
 }
 
-/** Float32 lanes per SIMD vector: every region is padded to a whole number of them. */
+/** Float32 lanes per SIMD vector: the kernels work on whole vectors (regions are padded to them). */
 const LANES = 4;
-const WASM_PAGE = 65536;
 /** Regions for arrays the caller passes that live outside this Adam's memory (params in, grads, out). */
 const SCRATCH_REGIONS = 3;
 
@@ -27,19 +27,20 @@ const SCRATCH_REGIONS = 3;
  * The moments are double-buffered: `stage()` computes an update without committing it, so that a step can
  * be abandoned halfway (its workers all gone) and checkpointed as it was before it began.
  *
- * Moments, and any arrays made by `buffer()`, live in one WebAssembly memory of this instance, where the
- * SIMD kernel (adam_kernel.ts) reads and writes them in place. Arrays from elsewhere work too, at the cost
- * of a copy in and out.
+ * Moments, and arrays made by `buffer()`, live in a WebAssembly memory (kernel_memory.ts: the coordinator's
+ * one, or one of this instance's own), where the SIMD kernel reads and writes them in place. Arrays from
+ * elsewhere work too, at the cost of a copy in and out.
  */
 export class Adam {
+  /** The regions an Adam takes from a KernelMemory: moments (twice) and scratch. */
+  static readonly REGIONS = 4 + SCRATCH_REGIONS;
   readonly settings: AdamSettings;
   readonly size: number;
   #step = 0;
-  readonly #memory: WebAssembly.Memory;
+  readonly #memory: KernelMemory;
   readonly #kernels: OptimizerKernels;
-  readonly #regionBytes: number;
-  #nextRegion = 0;
-  readonly #regionCount: number;
+  /** Bytes the kernels process per array: whole vectors. */
+  readonly #vectorBytes: number;
   #m: Float32Array;
   #v: Float32Array;
   #mNext: Float32Array;
@@ -47,38 +48,30 @@ export class Adam {
   readonly #scratch: Float32Array[];
   #staged = false;
 
-  /** `buffers`: how many arrays `buffer()` may hand out (weights, staged weights, gradient). */
-  constructor(size: number, settings: AdamSettings, buffers = 3) {
+  /**
+   * `memory`: where the moments go (Adam.REGIONS regions of `size`); without it, a memory of its own with
+   * room for `buffers` more arrays from `buffer()` (weights, staged weights, gradient).
+   */
+  constructor(size: number, settings: AdamSettings, memory?: KernelMemory, buffers = 3) {
     this.settings = settings;
     this.size = size;
-    this.#regionBytes = Math.ceil(size / LANES) * LANES * 4;
-    this.#regionCount = 4 + SCRATCH_REGIONS + buffers;
-    const pages = Math.max(1, Math.ceil((this.#regionCount * this.#regionBytes) / WASM_PAGE));
-    // Fixed size: growing would detach every view handed out.
-    this.#memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    this.#kernels = optimizerKernels(this.#memory);
-    [this.#m, this.#v, this.#mNext, this.#vNext] = [0, 1, 2, 3].map(() => this.#region());
-    this.#scratch = Array.from({ length: SCRATCH_REGIONS }, () => this.#region());
+    this.#vectorBytes = Math.ceil(size / LANES) * LANES * 4;
+    this.#memory = memory ?? new KernelMemory(new Array(Adam.REGIONS + buffers).fill(size));
+    this.#kernels = this.#memory.kernels;
+    [this.#m, this.#v, this.#mNext, this.#vNext] = [0, 1, 2, 3].map(() => this.#memory.floats(size));
+    this.#scratch = Array.from({ length: SCRATCH_REGIONS }, () => this.#memory.floats(size));
   }
 
   /** A zeroed array of `size` floats (or a copy of `initial`) that the kernel uses without copying. */
   buffer(initial?: Float32Array): Float32Array {
-    const view = this.#region();
+    const view = this.#memory.floats(this.size);
     if (initial) view.set(initial);
     return view;
   }
 
-  #region(): Float32Array {
-    if (this.#nextRegion >= this.#regionCount) {
-      throw new Error(`Adam.buffer: all ${this.#regionCount - 4 - SCRATCH_REGIONS} buffers are taken`);
-    }
-    const offset = this.#nextRegion++ * this.#regionBytes;
-    return new Float32Array(this.#memory.buffer, offset, this.size);
-  }
-
   /** The array's byte address in this memory, copying it into scratch region `k` if it lives elsewhere. */
   #address(array: Float32Array, k: number, copyIn: boolean): number {
-    if (array.buffer === this.#memory.buffer) return array.byteOffset;
+    if (this.#memory.holds(array)) return array.byteOffset;
     if (copyIn) this.#scratch[k].set(array);
     return this.#scratch[k].byteOffset;
   }
@@ -89,7 +82,7 @@ export class Adam {
    * of the first input holding a NaN or an infinity, or -1.
    */
   sumInto(out: Float32Array, inputs: Float32Array[], scales: number[]): number {
-    if (out.buffer !== this.#memory.buffer || out.length !== this.size) {
+    if (!this.#memory.holds(out) || out.length !== this.size) {
       throw new Error("Adam.sumInto: `out` must be a buffer() of this Adam");
     }
     let bad = -1;
@@ -97,7 +90,7 @@ export class Adam {
       if (input.length !== this.size) throw new Error(`Adam.sumInto: input ${k} has ${input.length} values`);
       const address = this.#address(input, 1, true);
       const kernel = k === 0 ? this.#kernels.scaleInto : this.#kernels.addScaled;
-      if (kernel(out.byteOffset, address, this.#regionBytes, scales[k]) && bad < 0) bad = k;
+      if (kernel(out.byteOffset, address, this.#vectorBytes, scales[k]) && bad < 0) bad = k;
     });
     return bad;
   }
@@ -151,7 +144,7 @@ export class Adam {
       pOut,
       this.#mNext.byteOffset,
       this.#vNext.byteOffset,
-      this.#regionBytes,
+      this.#vectorBytes,
       beta1,
       1 - beta1,
       beta2,
@@ -159,7 +152,7 @@ export class Adam {
       lrT,
       epsilon,
     );
-    if (out.buffer !== this.#memory.buffer) out.set(new Float32Array(this.#memory.buffer, pOut, size));
+    if (!this.#memory.holds(out)) out.set(new Float32Array(this.#memory.buffer, pOut, size));
     this.#staged = true;
   }
 

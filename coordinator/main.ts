@@ -20,6 +20,7 @@ import { createDashboard, dashboardUrl } from "./dashboard/dashboard.ts";
 import { defaultRunDir, RunRecorder } from "./recorder.ts";
 import { WorkerRegistry } from "./registry.ts";
 import { SharedTransport } from "./shared_transport.ts";
+import { masterArrays } from "./master_arrays.ts";
 import { CoordinatorServer } from "./server.ts";
 import { SEED_STREAMS, Trainer } from "./trainer.ts";
 import { Trace } from "../shared/trace.ts";
@@ -93,8 +94,15 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
   let configWrite = recorder.writeConfig(record());
   const dashboard = config.dashboard ? await createDashboard(config, recorder, registry) : null;
   dashboard?.hub.setRun({ record: record() });
-  const sharedTransport = config.sharedMemory === "auto"
-    ? SharedTransport.start(specs.generator.trainableSize, specs.discriminator.trainableSize, {
+  const shareMemory = config.sharedMemory === "auto";
+  const arrays = masterArrays(
+    specs.generator.trainableSize,
+    specs.discriminator.trainableSize,
+    { lr: config.lr, beta1: config.beta1, beta2: config.beta2, epsilon: config.adamEpsilon },
+    shareMemory ? config.sharedMemoryWorkers : 0,
+  );
+  const sharedTransport = shareMemory
+    ? SharedTransport.start(arrays, {
       maxCount: plan.batchSize,
       latentDim: config.latentDim,
       imageBytes: IMAGE_PIXELS,
@@ -164,6 +172,7 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
     });
     const trainer: Trainer = new Trainer({
       config,
+      arrays,
       specs,
       plan,
       registry,

@@ -98,7 +98,7 @@ export class WorkerHandle {
     return this.state === "IDLE" || this.state === "BUSY";
   }
 
-  send(message: Message, shared?: SharedPlacement): void {
+  send(message: Message, shared?: SharedPlacement | readonly SharedPlacement[]): void {
     this.#socket.send(encodeMessage(message, undefined, undefined, shared));
   }
 
@@ -117,8 +117,11 @@ export class WorkerHandle {
     this.#socket.send(frame, () => sent());
   }
 
-  /** Sends a task and resolves with its result; rejects when the worker goes away or runs out of time. */
-  request(task: TaskMessage, timeoutMs: number): Promise<ResultMessage> {
+  /**
+   * Sends a task and resolves with its result; rejects when the worker goes away or runs out of time.
+   * `weights`: where the task's weights lie in shared memory (a worker that maps it reads them there).
+   */
+  request(task: TaskMessage, timeoutMs: number, weights?: SharedPlacement): Promise<ResultMessage> {
     if (this.state !== "IDLE") {
       return Promise.reject(new GantryError("E_CLOSED", `worker ${this.id} is ${this.state}`));
     }
@@ -135,7 +138,7 @@ export class WorkerHandle {
       this.state = "BUSY";
       if (task.generator) this.generatorVersion = task.generatorVersion;
       if (task.discriminator) this.discriminatorVersion = task.discriminatorVersion;
-      this.send(task, this.taskPlacement);
+      this.send(task, this.taskPlacement && weights ? [this.taskPlacement, weights] : this.taskPlacement);
     });
   }
 

@@ -10,7 +10,8 @@ import type { ModelSpecs, NetWeights } from "../shared/models/types.ts";
 import { type Phase, PROTOCOL_VERSION, type ResultMessage, type TaskMessage } from "../shared/protocol.ts";
 import { Rng } from "../shared/rng.ts";
 import type { StepComputer } from "../shared/step.ts";
-import { Adam } from "./adam.ts";
+import type { Adam } from "./adam.ts";
+import type { MasterArrays } from "./master_arrays.ts";
 import type { SharedTransport } from "./shared_transport.ts";
 import {
   aggregateGradients,
@@ -20,7 +21,7 @@ import {
   shardSizes,
   sumBatchNormSums,
 } from "./aggregate.ts";
-import { encodeMessage, type WireFormat } from "../shared/codec.ts";
+import { encodeMessage, type SharedPlacement, type WireFormat } from "../shared/codec.ts";
 import { nowUs, type Trace } from "../shared/trace.ts";
 import { type BatchPlan, shardDraw, type StepDraw } from "./batch_plan.ts";
 import { saveCheckpoint, type TrainingState } from "./checkpoint.ts";
@@ -78,6 +79,8 @@ class StepAbandoned extends Error {
 
 export interface TrainerParts {
   config: Config & { seed: number };
+  /** Where the weights, gradients and optimizers live (and local workers' memory is mapped). */
+  arrays: MasterArrays;
   specs: ModelSpecs;
   plan: BatchPlan;
   registry: WorkerRegistry;
@@ -114,8 +117,6 @@ export class Trainer {
   #fixedNoise: Float32Array;
   /** The last weights frame of each net, encoded once and sent to every stale worker. */
   #weightsFrames = new Map<Phase, { version: number; frame: Uint8Array }>();
-  /** The same for workers on shared memory: the values are in the weights segment, the frame is small. */
-  #sharedWeightsFrames = new Map<Phase, { version: number; frame: Uint8Array }>();
   /** Buffers to encode weights frames into, each with the number of sends still using its bytes. */
   #frameBuffers: Array<{ net: Phase; buffer: ArrayBuffer; inFlight: number }> = [];
   #tracedWorkers = new Set<number>();
@@ -125,28 +126,30 @@ export class Trainer {
   constructor(parts: TrainerParts) {
     this.parts = parts;
     const { config, specs, plan } = parts;
+    const { arrays } = parts;
     const rng = new Rng(config.seed + SEED_STREAMS.weights);
-    this.generator = initialWeights(specs.generator, rng);
-    this.discriminator = initialWeights(specs.discriminator, rng);
-    const adam = { lr: config.lr, beta1: config.beta1, beta2: config.beta2, epsilon: config.adamEpsilon };
-    this.adamG = new Adam(specs.generator.trainableSize, adam);
-    this.adamD = new Adam(specs.discriminator.trainableSize, adam);
-    // The master weights and gradients live in the optimizers' memories, where Adam runs without copying.
-    this.#gradG = this.adamG.buffer();
-    this.#gradD = this.adamD.buffer();
-    this.#nextD = this.adamD.buffer();
+    let generator = initialWeights(specs.generator, rng);
+    let discriminator = initialWeights(specs.discriminator, rng);
+    this.adamG = arrays.adamG;
+    this.adamD = arrays.adamD;
+    this.#gradG = arrays.gradG;
+    this.#gradD = arrays.gradD;
+    this.#nextD = arrays.stagedDiscriminator;
     const allSteps = config.epochs * plan.stepsPerEpoch;
     this.totalSteps = config.maxSteps ? Math.min(config.maxSteps, allSteps) : allSteps;
     if (parts.resumeFrom) {
       const r = parts.resumeFrom;
-      this.generator = { trainable: r.generator.trainable, state: r.generator.state.slice() };
-      this.discriminator = { trainable: r.discriminator.trainable, state: r.discriminator.state.slice() };
+      generator = { trainable: r.generator.trainable, state: r.generator.state.slice() };
+      discriminator = { trainable: r.discriminator.trainable, state: r.discriminator.state.slice() };
       this.adamG.restore(r.adamG);
       this.adamD.restore(r.adamD);
       plan.restore(r.clock);
     }
-    this.generator.trainable = this.adamG.buffer(this.generator.trainable);
-    this.discriminator.trainable = this.adamD.buffer(this.discriminator.trainable);
+    // The master weights live in the arrays' memory, where Adam updates them and local workers read them.
+    arrays.generator.set(generator.trainable);
+    arrays.discriminator.set(discriminator.trainable);
+    this.generator = { trainable: arrays.generator, state: generator.state };
+    this.discriminator = { trainable: arrays.discriminator, state: discriminator.state };
     const noiseRng = new Rng(config.seed + SEED_STREAMS.sampleNoise);
     this.#fixedNoise = noiseRng.fillNormal(new Float32Array(GRID_SIDE * specs.latentDim));
   }
@@ -350,9 +353,10 @@ export class Trainer {
       const us0 = nowUs();
       this.#broadcastWeights(workers.slice(0, shards.length), phase);
       const t1 = performance.now();
-      const requests = shards.map((shard, i) =>
-        workers[i].request(this.#task(workers[i], step, phase, shard), config.stepTimeoutMs)
-      );
+      const requests = shards.map((shard, i) => {
+        const task = this.#task(workers[i], step, phase, shard);
+        return workers[i].request(task, config.stepTimeoutMs, this.#weightsPlacement(workers[i], task));
+      });
       const t2 = performance.now();
       whileWaiting();
       const settled = await Promise.allSettled(requests);
@@ -425,15 +429,8 @@ export class Trainer {
       let stale = workers.filter((k) =>
         (net === "G" ? k.generatorVersion : k.discriminatorVersion) !== w.version
       );
-      const shared = this.parts.sharedTransport;
-      if (shared) {
-        const local = stale.filter((k) => k.sharedMemory);
-        if (local.length > 0) {
-          const frame = this.#sharedWeightsFrame(shared, net, w);
-          for (const k of local) k.sendWeights(net, w.version, frame);
-        }
-        stale = stale.filter((k) => !k.sharedMemory);
-      }
+      // Workers on shared memory read the weights in place, told where by their task.
+      stale = stale.filter((k) => !k.sharedMemory);
       if (stale.length === 0) continue;
       let cached = this.#weightsFrames.get(net);
       if (!cached || cached.version !== w.version) {
@@ -465,21 +462,18 @@ export class Trainer {
   }
 
   /**
-   * A net's weights written into the shared weights segment once per version, and the small frame that
-   * points there. Rewriting is safe: every worker has read a version before the next one exists, since
-   * it reads the weights before computing the phase whose results the next version waits for.
+   * For a worker on shared memory, where its task's weights lie: the master weights themselves (float32
+   * whatever --wire says: nothing crosses a network). Rewriting them in place is safe: a worker reads the
+   * weights on receiving its task, before computing the phase whose results the next version waits for,
+   * and D's staged update goes to the other of its two arrays.
    */
-  #sharedWeightsFrame(shared: SharedTransport, net: Phase, w: { version: number; values: Float32Array }) {
-    const cached = this.#sharedWeightsFrames.get(net);
-    if (cached?.version === w.version) return cached.frame;
-    const frame = encodeMessage(
-      { type: "weights", version: PROTOCOL_VERSION, net, weightsVersion: w.version, values: w.values },
-      this.parts.config.wire === "float16" ? FLOAT16_WIRE : undefined,
-      undefined,
-      shared.placement(net),
-    );
-    this.#sharedWeightsFrames.set(net, { version: w.version, frame });
-    return frame;
+  #weightsPlacement(worker: WorkerHandle, task: TaskMessage): SharedPlacement | undefined {
+    const shared = this.parts.sharedTransport;
+    if (!shared || !worker.sharedMemory) return undefined;
+    const fields: Record<string, Float32Array> = {};
+    if (task.generator) fields.generator = task.generator as Float32Array;
+    if (task.discriminator) fields.discriminator = task.discriminator as Float32Array;
+    return Object.keys(fields).length > 0 ? shared.placement(fields) : undefined;
   }
 
   /** A worker's spans (sent with its result) into the trace, under its worker id. */

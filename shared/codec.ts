@@ -49,7 +49,8 @@ export interface SharedPlacement {
 }
 
 /**
- * Encodes a message into one frame. With `into` large enough, the frame is written there (a reused buffer:
+ * Encodes a message into one frame; `shared` places some of its tensors in shared regions instead (the
+ * first placement naming a key takes it). With `into` large enough, the frame is written there (a reused buffer:
  * no page faults on fresh megabytes) and returned as a view of its start; otherwise it gets bytes of its own
  * (small frames may share a pooled ArrayBuffer: check byteOffset/byteLength before transferring).
  */
@@ -57,8 +58,9 @@ export function encodeMessage(
   message: Message,
   wire: WireFormat = FLOAT32_WIRE,
   into?: ArrayBuffer,
-  shared?: SharedPlacement,
+  shared?: SharedPlacement | readonly SharedPlacement[],
 ): Uint8Array {
+  const placements = shared === undefined ? [] : Array.isArray(shared) ? shared : [shared as SharedPlacement];
   const header: Record<string, unknown> = {};
   const tensors: Array<[string, DType, number, number]> = [];
   const sharedTensors: Array<[string, DType, number, number, string]> = [];
@@ -76,10 +78,11 @@ export function encodeMessage(
       header[key] = value;
       continue;
     }
-    const sharedAt = shared?.offsets[key];
-    if (shared && sharedAt !== undefined) {
-      writeTensor(shared.memory, sharedAt, dtype, tensor);
-      sharedTensors.push([key, dtype, sharedAt, tensor.length, shared.region]);
+    const place = placements.find((p) => p.offsets[key] !== undefined);
+    if (place) {
+      const at = place.offsets[key];
+      writeTensor(place.memory, at, dtype, tensor);
+      sharedTensors.push([key, dtype, at, tensor.length, place.region]);
       continue;
     }
     tensors.push([key, dtype, dataBytes, tensor.length]);

@@ -7,8 +7,11 @@ import { firstNonFiniteFloat16 } from "./float16.ts";
 import { IMAGE_PIXELS } from "./data/dataset.ts";
 import type { ModelSpecs } from "./models/types.ts";
 
-/** 2: frames are a msgpack header plus raw tensor bytes (shared/codec.ts), and weights have their own message. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * 2: frames are a msgpack header plus raw tensor bytes (shared/codec.ts), and weights have their own message.
+ * 3: a weights frame in shared memory names its own offset (the master weights, read in place).
+ */
+export const PROTOCOL_VERSION = 3;
 
 export type Phase = "D" | "G";
 
@@ -48,13 +51,13 @@ export interface HelloMessage {
 
 /**
  * Where big tensors go when the worker shares the coordinator's memory: weights in one segment for all
- * workers (G at 0, D at `discriminatorOffset`); in a segment of the worker's own, its gradients (region
+ * workers (region "weights", at the offset each weights frame names: the coordinator's master weights
+ * themselves, D's in two places that alternate); in a segment of the worker's own, its gradients (region
  * "grads", at 0) and its tasks' tensors (region "task", from `taskOffset`).
  */
 export interface SharedMemoryOffer {
   weights: string;
   weightsBytes: number;
-  discriminatorOffset: number;
   segment: string;
   segmentBytes: number;
   taskOffset: number;
@@ -380,7 +383,7 @@ export function validateFromCoordinator(
     if (m.sharedMemory !== undefined) {
       const offer = fields(m, "sharedMemory", "welcome");
       for (const key of ["weights", "segment"]) str(offer, key, "welcome.sharedMemory");
-      for (const key of ["weightsBytes", "discriminatorOffset", "segmentBytes", "taskOffset"]) {
+      for (const key of ["weightsBytes", "segmentBytes", "taskOffset"]) {
         num(offer, key, "welcome.sharedMemory", true, 0);
       }
     }

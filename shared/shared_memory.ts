@@ -13,6 +13,8 @@ const SEEK_END = 2, ESRCH = 3;
 const SHM_DIRECTORY = "/dev/shm";
 const DIRENT_NAME_OFFSET = 19;
 const OWNER_ONLY = 0o600;
+/** The largest page size of Linux's platforms (64 KiB on some aarch64): fixed mappings are whole ones. */
+export const MAX_PAGE_BYTES = 65536;
 /** What a probe segment holds: a nonce, proving that both processes see the same /dev/shm. */
 const PROBE_BYTES = 16;
 
@@ -92,8 +94,11 @@ export class SharedSegment {
     this.bytes = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, size));
   }
 
-  /** Creates `name` (which must not exist) of `size` zero bytes, readable and writable by this user only. */
-  static create(name: string, size: number): SharedSegment {
+  /**
+   * Creates `name` (which must not exist) of `size` zero bytes, readable and writable by this user only.
+   * `at`: map it over these pages of this process instead of at a fresh address (see `open`).
+   */
+  static create(name: string, size: number, at?: Deno.PointerObject): SharedSegment {
     const c = lib();
     const fd = c.shm_open(cName(name), O_RDWR | O_CREAT | O_EXCL, OWNER_ONLY);
     if (fd < 0) throw failure("shm_open", name);
@@ -106,7 +111,7 @@ export class SharedSegment {
         const text = Deno.UnsafePointerView.getCString(c.strerror(code)!);
         throw new Error(`shared memory ${name}: no room for ${size} bytes in /dev/shm (${text})`);
       }
-      return SharedSegment.#map(c, fd, name, size);
+      return SharedSegment.#map(c, fd, name, size, at);
     } catch (error) {
       c.shm_unlink(cName(name));
       throw error;
@@ -115,8 +120,13 @@ export class SharedSegment {
     }
   }
 
-  /** Maps an existing segment, which must hold at least `size` bytes (reading past its end would crash). */
-  static open(name: string, size: number): SharedSegment {
+  /**
+   * Maps an existing segment, which must hold at least `size` bytes (reading past its end would crash).
+   * `at`: over these pages of this process (MAP_FIXED), which then show the segment until close(); the
+   * coordinator maps segments into its kernels' WebAssembly memory this way, so they work on them in place.
+   * `at` and `size` must be whole pages.
+   */
+  static open(name: string, size: number, at?: Deno.PointerObject): SharedSegment {
     const c = lib();
     const fd = c.shm_open(cName(name), O_RDWR, 0);
     if (fd < 0) throw failure("shm_open", name);
@@ -125,14 +135,18 @@ export class SharedSegment {
       if (actual < size) {
         throw new Error(`shared memory ${name}: holds ${actual} bytes, not the ${size} expected`);
       }
-      return SharedSegment.#map(c, fd, name, size);
+      return SharedSegment.#map(c, fd, name, size, at);
     } finally {
       c.close(fd);
     }
   }
 
-  static #map(c: Libc, fd: number, name: string, size: number): SharedSegment {
-    const pointer = c.mmap(null, BigInt(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0n);
+  static #map(c: Libc, fd: number, name: string, size: number, at?: Deno.PointerObject): SharedSegment {
+    if (at && (Number(Deno.UnsafePointer.value(at)) % MAX_PAGE_BYTES !== 0 || size % MAX_PAGE_BYTES !== 0)) {
+      throw new Error(`shared memory ${name}: a fixed mapping must be whole ${MAX_PAGE_BYTES}-byte pages`);
+    }
+    const flags = at ? MAP_SHARED | MAP_FIXED : MAP_SHARED;
+    const pointer = c.mmap(at ?? null, BigInt(size), PROT_READ | PROT_WRITE, flags, fd, 0n);
     if (pointer === null || Deno.UnsafePointer.value(pointer) === 0xffffffffffffffffn) {
       throw failure("mmap", name);
     }

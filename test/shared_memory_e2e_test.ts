@@ -35,13 +35,18 @@ async function segments(): Promise<string[]> {
 }
 
 /** Trains STEPS steps on two workers, each with its own --shared-memory; returns the losses per step. */
-async function losses(coordinatorMode: string, workerModes: [string, string]): Promise<{
+async function losses(coordinatorMode: string, workerModes: [string, string], extra: string[] = []): Promise<{
   losses: number[][];
   coordinatorOutput: string;
   workerOutputs: string[];
 }> {
   const out = await Deno.makeTempDir({ prefix: "gantry-shm-" });
-  const coordinator = startCoordinator([...RUN, `--shared-memory=${coordinatorMode}`, `--out=${out}`]);
+  const coordinator = startCoordinator([
+    ...RUN,
+    `--shared-memory=${coordinatorMode}`,
+    `--out=${out}`,
+    ...extra,
+  ]);
   let workers: Proc[] = [];
   try {
     const url = await coordinatorUrl(coordinator, START_TIMEOUT_MS);
@@ -68,13 +73,15 @@ async function losses(coordinatorMode: string, workerModes: [string, string]): P
 }
 
 Deno.test({
-  name: "workers on shared memory, on sockets, or one of each train exactly alike and leave /dev/shm clean",
+  name:
+    "workers on shared memory, on sockets, one of each, or more than the slots train exactly alike and leave /dev/shm clean",
   sanitizeResources: false,
   async fn() {
     const before = new Set(await segments());
     const sockets = await losses("off", ["auto", "auto"]);
     const shared = await losses("auto", ["auto", "auto"]);
     const mixed = await losses("auto", ["auto", "off"]);
+    const oneSlot = await losses("auto", ["auto", "auto"], ["--shared-memory-workers=1"]);
 
     assertEquals(sockets.coordinatorOutput.match(/socket only/g)?.length, 2, sockets.coordinatorOutput);
     assertEquals(shared.coordinatorOutput.match(/, shared memory/g)?.length, 2, shared.coordinatorOutput);
@@ -85,10 +92,16 @@ Deno.test({
     assertEquals(mixed.coordinatorOutput.match(/, shared memory/g)?.length, 1, mixed.coordinatorOutput);
     assertEquals(mixed.coordinatorOutput.match(/socket only/g)?.length, 1, mixed.coordinatorOutput);
     assert(mixed.workerOutputs.some((o) => o.includes("socket only (--shared-memory off)")));
+    assertEquals(oneSlot.coordinatorOutput.match(/, shared memory/g)?.length, 1, oneSlot.coordinatorOutput);
+    assert(
+      oneSlot.coordinatorOutput.includes("all 1 shared-memory slots are taken (--shared-memory-workers)"),
+      oneSlot.coordinatorOutput,
+    );
 
     console.log(`losses over sockets: ${JSON.stringify(sockets.losses)}`);
     assertEquals(shared.losses, sockets.losses, "shared memory changes nothing in the training");
     assertEquals(mixed.losses, sockets.losses, "nor does a mix of both");
+    assertEquals(oneSlot.losses, sockets.losses, "nor a worker left to the socket for want of a slot");
     const left = (await segments()).filter((name) => !before.has(name));
     assertEquals(left, [], "segments left in /dev/shm");
   },

@@ -1,0 +1,59 @@
+/**
+ * The coordinator's big arrays, laid out once in one KernelMemory: the master weights, Adam's moments, the
+ * gradient sums, and a slot per local worker for its gradients. The weights the workers read (G, D, and D's
+ * staged update) sit next to each other, so that one shared-memory segment mapped over them publishes
+ * all three: Adam then writes the weights the workers read, and nothing is copied to broadcast them.
+ */
+import { Adam, type AdamSettings } from "./adam.ts";
+import { KernelMemory, regionBytes } from "./kernel_memory.ts";
+
+export interface MasterArrays {
+  memory: KernelMemory;
+  generator: Float32Array;
+  discriminator: Float32Array;
+  /** D's update staged during G's phase; it trades places with `discriminator` when the step commits. */
+  stagedDiscriminator: Float32Array;
+  /** The bytes of the three weight arrays above, in this order, as one span of `memory`. */
+  published: Uint8Array;
+  gradG: Float32Array;
+  gradD: Float32Array;
+  adamG: Adam;
+  adamD: Adam;
+  /** Room for one worker's gradient each (either net's), where its shared memory is mapped. */
+  slots: Float32Array[];
+}
+
+export function masterArrays(
+  generatorSize: number,
+  discriminatorSize: number,
+  adam: AdamSettings,
+  slots: number,
+): MasterArrays {
+  const g = generatorSize, d = discriminatorSize, slot = Math.max(g, d);
+  const memory = new KernelMemory([
+    g,
+    d,
+    d,
+    g,
+    d,
+    ...new Array(Adam.REGIONS).fill(g),
+    ...new Array(Adam.REGIONS).fill(d),
+    ...new Array(slots).fill(slot),
+  ]);
+  const generator = memory.floats(g);
+  const discriminator = memory.floats(d);
+  const stagedDiscriminator = memory.floats(d);
+  const published = memory.bytesFrom(generator, regionBytes(g) + 2 * regionBytes(d));
+  return {
+    memory,
+    generator,
+    discriminator,
+    stagedDiscriminator,
+    published,
+    gradG: memory.floats(g),
+    gradD: memory.floats(d),
+    adamG: new Adam(g, adam, memory),
+    adamD: new Adam(d, adam, memory),
+    slots: Array.from({ length: slots }, () => memory.floats(slot)),
+  };
+}
