@@ -41,6 +41,7 @@ export interface Config {
   wire: "float32" | "float16";
   sharedMemory: "auto" | "off";
   sharedMemoryWorkers: number;
+  optimizerThreads: number;
   pinWorkers: "auto" | "off";
   balance: boolean;
   trace?: string;

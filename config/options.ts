@@ -264,6 +264,14 @@ export const OPTIONS = {
       "coordinator's address space, untouched until used); further local workers use the socket",
     roles: RUN,
   },
+  optimizerThreads: {
+    flag: "optimizer-threads",
+    kind: { type: "integer", min: 1, max: 64 },
+    default: 2,
+    help: "threads for the coordinator's gradient sum and Adam, which run while every worker waits " +
+      "(1: the coordinator's own thread only)",
+    roles: RUN,
+  },
   balance: {
     flag: "balance",
     kind: { type: "boolean" },

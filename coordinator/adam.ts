@@ -2,7 +2,7 @@
  * Adam over one flat Float32Array of master weights, in one fused pass (Kingma & Ba, with Keras's epsilon
  * placement: p -= lr_t * m / (sqrt(v) + eps), lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)).
  */
-import type { OptimizerKernels } from "./adam_kernel.ts";
+import { MAX_FUSED_INPUTS, type OptimizerKernels } from "./adam_kernel.ts";
 import { KernelMemory } from "./kernel_memory.ts";
 
 export interface AdamSettings {
@@ -130,9 +130,6 @@ export class Adam {
       );
     }
     if (this.#staged) throw new Error("Adam.stage: an update is staged already; commit() or discard() it");
-    const { lr, beta1, beta2, epsilon } = this.settings;
-    const t = this.#step + 1;
-    const lrT = lr * Math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t);
     const pIn = this.#address(params, 0, true);
     const g = this.#address(grads, 1, true);
     const pOut = out === params ? pIn : this.#address(out, 2, false);
@@ -145,15 +142,58 @@ export class Adam {
       this.#mNext.byteOffset,
       this.#vNext.byteOffset,
       this.#vectorBytes,
-      beta1,
-      1 - beta1,
-      beta2,
-      1 - beta2,
-      lrT,
-      epsilon,
+      ...this.#scalars() as [number, number, number, number, number, number],
     );
-    if (!this.#memory.holds(out)) out.set(new Float32Array(this.#memory.buffer, pOut, size));
+    if (!this.#memory.holds(out)) out.set(new Float32Array(this.#memory.memory.buffer, pOut, size));
     this.#staged = true;
+  }
+
+  /**
+   * Stages the update from the gradient sum_k inputs[k] * scales[k], computed into `gradient` (a buffer of
+   * this Adam's memory) unless every input already lives in that memory: then the sum and the update are
+   * one pass (adamSum<k>), and the gradient is never written out. The bits are the same either way.
+   * Returns the index of the first input holding a NaN or an infinity (nothing is staged then), or -1.
+   */
+  stageSum(
+    params: Float32Array,
+    inputs: Float32Array[],
+    scales: number[],
+    out: Float32Array,
+    gradient: Float32Array,
+  ): number {
+    const memory = this.#memory;
+    const fused = inputs.length >= 1 && inputs.length <= MAX_FUSED_INPUTS &&
+      [params, out, ...inputs].every((a) => memory.holds(a) && a.length === this.size);
+    if (!fused) {
+      const bad = this.sumInto(gradient, inputs, scales);
+      if (bad < 0) this.stage(params, gradient, out);
+      return bad;
+    }
+    if (this.#staged) throw new Error("Adam.stageSum: an update is staged already; commit() or discard() it");
+    const kernel = this.#kernels[`adamSum${inputs.length}` as `adamSum${1 | 2 | 3 | 4}`];
+    const bad = kernel(
+      ...inputs.map((x) => x.byteOffset),
+      this.#m.byteOffset,
+      this.#v.byteOffset,
+      params.byteOffset,
+      out.byteOffset,
+      this.#mNext.byteOffset,
+      this.#vNext.byteOffset,
+      this.#vectorBytes,
+      ...scales,
+      ...this.#scalars(),
+    );
+    if (bad !== 0) return 31 - Math.clz32(bad & -bad);
+    this.#staged = true;
+    return -1;
+  }
+
+  /** beta1, 1 - beta1, beta2, 1 - beta2, the bias-corrected rate of the next step, epsilon. */
+  #scalars(): number[] {
+    const { lr, beta1, beta2, epsilon } = this.settings;
+    const t = this.#step + 1;
+    const lrT = lr * Math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t);
+    return [beta1, 1 - beta1, beta2, 1 - beta2, lrT, epsilon];
   }
 
   commit(): void {

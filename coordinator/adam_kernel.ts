@@ -52,7 +52,7 @@ const load = [...simd(0x00), 4, 0]; // v128.load align=16 offset=0
 const store = [...simd(0x0b), 4, 0];
 const [splat, fAdd, fSub, fMul, fDiv, fSqrt] = [0x13, 0xe4, 0xe5, 0xe6, 0xe7, 0xe3].map(simd);
 const [fNe, vOr, anyTrue] = [0x42, 0x50, 0x53].map(simd);
-const I32_ADD = [0x6a], I32_GE_U = [0x4f];
+const I32_ADD = [0x6a], I32_GE_U = [0x4f], I32_SHL = [0x74], I32_OR = [0x72];
 /** address = base + index, both locals */
 const address = (base: number, index: number) => [...get(base), ...get(index), ...I32_ADD];
 const at = (base: number) => address(base, I);
@@ -107,17 +107,73 @@ function sumBody(accumulate: boolean): number[] {
   return [...vec([[...uleb(1), I32], [...uleb(4), V128]]), ...code];
 }
 
-function moduleBytes(): Uint8Array<ArrayBuffer> {
+/** The most gradients `adamSum<k>` takes in one pass (one function per count). */
+export const MAX_FUSED_INPUTS = 4;
+
+/**
+ * adamSum<k>(x_0..x_k-1, mIn, vIn, pIn, pOut, mOut, vOut, bytes, s_0..s_k-1, beta1, c1, beta2, c2, lrT,
+ * epsilon): the gradient sum g = x_0 s_0 + x_1 s_1 + ... and Adam's update from it, in one pass: each input
+ * is read once and g is never written out. The operations are those of scaleInto, addScaled and adam in
+ * the same order, so the bits are the same as theirs. Returns a mask of the inputs holding a NaN or an
+ * infinity (bit j for x_j).
+ */
+function adamSumBody(k: number): number[] {
+  const X0 = 0, MI = k, VI = k + 1, PI = k + 2, PO = k + 3, MO = k + 4, VO = k + 5, N = k + 6;
+  const FIRST_FLOAT = k + 7; // s_0..s_k-1, then the six scalars
+  const floats = k + SCALARS;
+  const J = FIRST_FLOAT + floats; // the i32 local
+  const SPLATS = J + 1; // v128 locals: the splatted floats, then these
+  const [GRAD_, MOMENT_, VARIANCE_, X_, D_] = [0, 1, 2, 3, 4].map((n) => SPLATS + floats + n);
+  const BAD0 = SPLATS + floats + 5;
+  const addr = (base: number) => address(base, J);
+  const code: number[] = [];
+  for (let f = 0; f < floats; f++) code.push(...get(FIRST_FLOAT + f), ...splat, ...set(SPLATS + f));
+  const scalar = (n: number) => get(SPLATS + k + n);
+  code.push(0x02, 0x40, 0x03, 0x40);
+  code.push(...get(J), ...get(N), ...I32_GE_U, 0x0d, 1);
+  for (let x = 0; x < k; x++) {
+    code.push(...addr(X0 + x), ...load, ...tee(X_));
+    code.push(...get(SPLATS + x), ...fMul);
+    if (x > 0) code.push(...get(GRAD_), ...fAdd);
+    code.push(...set(GRAD_));
+    code.push(...get(BAD0 + x), ...get(X_), ...get(X_), ...fSub, ...tee(D_), ...get(D_), ...fNe, ...vOr);
+    code.push(...set(BAD0 + x));
+  }
+  code.push(...addr(MO), ...scalar(0), ...addr(MI), ...load, ...fMul, ...scalar(1), ...get(GRAD_), ...fMul);
+  code.push(...fAdd, ...tee(MOMENT_), ...store);
+  code.push(...addr(VO), ...scalar(2), ...addr(VI), ...load, ...fMul, ...scalar(3), ...get(GRAD_));
+  code.push(...get(GRAD_), ...fMul, ...fMul, ...fAdd, ...tee(VARIANCE_), ...store);
+  code.push(...addr(PO), ...addr(PI), ...load, ...scalar(4), ...get(MOMENT_), ...fMul);
+  code.push(...get(VARIANCE_), ...fSqrt, ...scalar(5), ...fAdd, ...fDiv, ...fSub, ...store);
+  code.push(...get(J), 0x41, 16, ...I32_ADD, ...set(J), 0x0c, 0, 0x0b, 0x0b);
+  code.push(...get(BAD0), ...anyTrue);
+  for (let x = 1; x < k; x++) code.push(...get(BAD0 + x), ...anyTrue, 0x41, x, ...I32_SHL, ...I32_OR);
+  code.push(0x0b);
+  return [...vec([[...uleb(1), I32], [...uleb(floats + 5 + k), V128]]), ...code];
+}
+
+function adamSumType(k: number): number[] {
+  const params = [...Array(k + 7).fill(I32), ...Array(k + SCALARS).fill(F32)].map((t) => [t]);
+  return [0x60, ...vec(params), ...vec([[I32]])];
+}
+
+/** The most 64 KiB pages a memory can have (4 GiB): a shared memory's import must state a maximum. */
+const MAX_PAGES = 65536;
+
+function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const adamParams = [...Array(FIRST_SCALAR).fill(I32), ...Array(SCALARS).fill(F32)].map((t) => [t]);
   const adamType = [0x60, ...vec(adamParams), ...vec([])];
   const sumType = [0x60, ...vec([[I32], [I32], [I32], [F32]]), ...vec([[I32]])];
-  const bodies = [adamBody(), sumBody(false), sumBody(true)];
-  const exports = ["adam", "scaleInto", "addScaled"].map((e, i) => [...name(e), 0x00, ...uleb(i)]);
+  const fused = Array.from({ length: MAX_FUSED_INPUTS }, (_, i) => i + 1);
+  const bodies = [adamBody(), sumBody(false), sumBody(true), ...fused.map(adamSumBody)];
+  // Limits: 0x00 min (a private memory), or 0x03 min max (shared between threads).
+  const memoryLimits = shared ? [0x03, ...uleb(0), ...uleb(MAX_PAGES)] : [0x00, ...uleb(0)];
+  const exports = KERNELS.map((e, i) => [...name(e), 0x00, ...uleb(i)]);
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([adamType, sumType])),
-    ...section(2, vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...uleb(0)]])),
-    ...section(3, vec([uleb(0), uleb(1), uleb(1)])),
+    ...section(1, vec([adamType, sumType, ...fused.map(adamSumType)])),
+    ...section(2, vec([[...name("env"), ...name("memory"), 0x02, ...memoryLimits]])),
+    ...section(3, vec([uleb(0), uleb(1), uleb(1), ...fused.map((k) => uleb(1 + k))])),
     ...section(7, vec(exports)),
     ...section(10, vec(bodies.map((body) => [...uleb(body.length), ...body]))),
   ]);
@@ -146,17 +202,45 @@ export type AdamKernel = (
  */
 export type SumKernel = (out: number, input: number, bytes: number, scale: number) => number;
 
+/** adamSum<k>: k input addresses, mIn, vIn, pIn, pOut, mOut, vOut, bytes, k scales, six scalars. */
+export type AdamSumKernel = (...args: number[]) => number;
+
 export interface OptimizerKernels {
   adam: AdamKernel;
   scaleInto: SumKernel;
   addScaled: SumKernel;
+  adamSum1: AdamSumKernel;
+  adamSum2: AdamSumKernel;
+  adamSum3: AdamSumKernel;
+  adamSum4: AdamSumKernel;
 }
 
-let compiled: WebAssembly.Module | undefined;
+/** Every kernel's name, in the module's function order. */
+export const KERNELS = [
+  "adam",
+  "scaleInto",
+  "addScaled",
+  "adamSum1",
+  "adamSum2",
+  "adamSum3",
+  "adamSum4",
+] as const;
+export type KernelName = typeof KERNELS[number];
 
-/** The kernels bound to `memory`; the module is compiled once per process. */
+/** How many integer arguments (addresses, then a byte count last) each kernel takes; floats follow them. */
+export function integerArguments(kernel: KernelName): number {
+  if (kernel === "adam") return 8;
+  if (kernel === "scaleInto" || kernel === "addScaled") return 3;
+  return Number(kernel.slice("adamSum".length)) + 7;
+}
+
+const compiled = new Map<boolean, WebAssembly.Module>();
+
+/** The kernels bound to `memory` (private or shared); each module is compiled once per thread. */
 export function optimizerKernels(memory: WebAssembly.Memory): OptimizerKernels {
-  compiled ??= new WebAssembly.Module(moduleBytes());
-  const instance = new WebAssembly.Instance(compiled, { env: { memory } });
+  const shared = memory.buffer instanceof SharedArrayBuffer;
+  let module = compiled.get(shared);
+  if (!module) compiled.set(shared, module = new WebAssembly.Module(moduleBytes(shared)));
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
   return instance.exports as unknown as OptimizerKernels;
 }

@@ -1,5 +1,6 @@
 import { assertClose, assertEquals } from "../shared/testing.ts";
 import { Adam } from "./adam.ts";
+import { KernelMemory } from "./kernel_memory.ts";
 
 Deno.test("Adam.apply() matches the textbook update with bias correction over three steps", () => {
   const settings = { lr: 0.01, beta1: 0.5, beta2: 0.999, epsilon: 1e-7 };
@@ -116,4 +117,51 @@ Deno.test("Adam.buffer() hands out as many arrays as it was built for, then says
     message = (e as Error).message;
   }
   assertEquals(message.startsWith("KernelMemory: no room for 10 more floats"), true, message);
+});
+
+Deno.test("stageSum: the one-pass sum and update give the bits of sumInto then stage, for 1 to 5 inputs", () => {
+  const size = 1003;
+  const settings = { lr: 2e-4, beta1: 0.5, beta2: 0.999, epsilon: 1e-7 };
+  for (let k = 1; k <= 5; k++) {
+    const runs = [false, true].map((fused) => {
+      const memory = new KernelMemory(new Array(Adam.REGIONS + 3 + k).fill(size));
+      const adam = new Adam(size, settings, memory);
+      const [params, out, gradient] = [0, 1, 2].map(() => memory.floats(size));
+      const inputs = Array.from({ length: k }, (_, j) => {
+        const x = memory.floats(size);
+        for (let i = 0; i < size; i++) x[i] = Math.sin(i * (j + 1)) * 10 ** (j - 2);
+        return x;
+      });
+      for (let i = 0; i < size; i++) params[i] = Math.cos(i);
+      const scales = inputs.map((_, j) => 1 / (3 + j));
+      for (let step = 0; step < 3; step++) {
+        if (fused) assertEquals(adam.stageSum(params, inputs, scales, out, gradient), -1);
+        else {
+          assertEquals(adam.sumInto(gradient, inputs, scales), -1);
+          adam.stage(params, gradient, out);
+        }
+        adam.commit();
+        params.set(out);
+      }
+      return { params: params.slice(), m: adam.m.slice(), v: adam.v.slice() };
+    });
+    assertEquals(runs[1], runs[0], `${k} inputs`);
+  }
+});
+
+Deno.test("stageSum names the first input holding a NaN or an infinity, and stages nothing", () => {
+  const size = 64;
+  const memory = new KernelMemory(new Array(Adam.REGIONS + 6).fill(size));
+  const adam = new Adam(size, { lr: 1e-3, beta1: 0.9, beta2: 0.99, epsilon: 1e-7 }, memory);
+  const [params, out, gradient] = [0, 1, 2].map(() => memory.floats(size));
+  const inputs = [0, 1, 2].map(() => memory.floats(size).fill(0.5));
+  inputs[2][7] = Infinity;
+  inputs[1][63] = NaN;
+  assertEquals(adam.stageSum(params, inputs, [1, 1, 1], out, gradient), 1);
+  assertEquals(adam.staged, false);
+  inputs[1][63] = 0;
+  assertEquals(adam.stageSum(params, inputs, [1, 1, 1], out, gradient), 2);
+  inputs[2][7] = 0;
+  assertEquals(adam.stageSum(params, inputs, [1, 1, 1], out, gradient), -1);
+  assertEquals(adam.staged, true);
 });

@@ -49,16 +49,8 @@ export function aggregateGradients(
   out: Float32Array,
   summer?: GradientSummer,
 ): PhaseTotals {
-  let count = 0;
-  for (const r of results) count += r.count;
-  const totals: PhaseTotals = { count, loss: 0, realScore: 0, fakeScore: 0, maxComputeMs: 0 };
-  for (const r of results) {
-    totals.loss += r.lossSum;
-    totals.realScore += r.realScoreSum;
-    totals.fakeScore += r.fakeScoreSum;
-    totals.maxComputeMs = Math.max(totals.maxComputeMs, r.computeMs);
-  }
-  const scale = 1 / count;
+  const totals = phaseTotals(results);
+  const scale = 1 / totals.count;
   const scales = results.map((r) => r.gradScale ?? 1);
   if (summer && results.every((r) => r.grads instanceof Float32Array)) {
     const bad = summer.sumInto(
@@ -73,6 +65,59 @@ export function aggregateGradients(
   } else {
     sumFloat32(results, scales, out, scale);
   }
+  return totals;
+}
+
+/** An optimizer that stages its update from a sum of gradients (Adam). */
+export interface GradientStager extends GradientSummer {
+  stageSum(
+    params: Float32Array,
+    inputs: Float32Array[],
+    scales: number[],
+    out: Float32Array,
+    gradient: Float32Array,
+  ): number;
+  stage(params: Float32Array, grads: Float32Array, out: Float32Array): void;
+}
+
+/**
+ * Stages the optimizer's update of `params` into `out` from the mean gradient over all shards, and returns
+ * the means of the scalars. float32 shards go straight to the optimizer, which sums them in its own pass
+ * (`gradient` holds the sum when it must be written out); float16 ones are summed here first.
+ */
+export function stageMeanGradient(
+  results: ResultMessage[],
+  optimizer: GradientStager,
+  params: Float32Array,
+  out: Float32Array,
+  gradient: Float32Array,
+): PhaseTotals {
+  if (!results.every((r) => r.grads instanceof Float32Array)) {
+    const totals = aggregateGradients(results, gradient, optimizer);
+    optimizer.stage(params, gradient, out);
+    return totals;
+  }
+  const totals = phaseTotals(results);
+  const scale = 1 / totals.count;
+  const scales = results.map((r) => (r.gradScale ?? 1) * scale);
+  const grads = results.map((r) => r.grads as Float32Array);
+  const bad = optimizer.stageSum(params, grads, scales, out, gradient);
+  if (bad >= 0) throw new NonFiniteGradient(bad);
+  return totals;
+}
+
+/** The scalars' means over the global batch, and the slowest shard's compute time. */
+function phaseTotals(results: ResultMessage[]): PhaseTotals {
+  let count = 0;
+  for (const r of results) count += r.count;
+  const totals: PhaseTotals = { count, loss: 0, realScore: 0, fakeScore: 0, maxComputeMs: 0 };
+  for (const r of results) {
+    totals.loss += r.lossSum;
+    totals.realScore += r.realScoreSum;
+    totals.fakeScore += r.fakeScoreSum;
+    totals.maxComputeMs = Math.max(totals.maxComputeMs, r.computeMs);
+  }
+  const scale = 1 / count;
   totals.loss *= scale;
   totals.realScore *= scale;
   totals.fakeScore *= scale;

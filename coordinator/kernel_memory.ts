@@ -6,9 +6,11 @@
  * Every region starts on a 64 KiB boundary and spans whole 64 KiB: a whole number of pages on every Linux
  * platform, so any region can be replaced by a mapping of a shared-memory segment (SharedSegment's `at`).
  * That is how the workers read the master weights, and the coordinator sums their gradients, where they lie.
- * The memory has a fixed size (growing it would detach every view); pages never touched cost no RAM.
+ * The memory has a fixed size (growing it would detach every view); pages never touched cost no RAM. With
+ * more than one thread it is a shared memory, and the kernels' work is split over threads (kernel_threads.ts).
  */
 import { type OptimizerKernels, optimizerKernels } from "./adam_kernel.ts";
+import { ParallelKernels } from "./kernel_threads.ts";
 
 const WASM_PAGE = 65536;
 /** Regions start and end on this boundary. */
@@ -24,16 +26,23 @@ export class KernelMemory {
   readonly kernels: OptimizerKernels;
   #next = 0;
 
-  /** Room for regions of these many floats each (see regionBytes). */
-  constructor(regionFloats: number[]) {
+  /**
+   * Room for regions of these many floats each (see regionBytes). `threads`: how many run each kernel call
+   * (this one and helpers), each waited for at most `timeoutMs`.
+   */
+  constructor(regionFloats: number[], threads = 1, timeoutMs = 60_000) {
     const bytes = regionFloats.reduce((sum, n) => sum + regionBytes(n), 0);
     const pages = Math.max(1, bytes / WASM_PAGE);
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    this.kernels = optimizerKernels(this.memory);
+    const shared = threads > 1;
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
+    this.kernels = shared
+      ? new ParallelKernels(this.memory, threads, timeoutMs)
+      : optimizerKernels(this.memory);
   }
 
-  get buffer(): ArrayBuffer {
-    return this.memory.buffer as ArrayBuffer;
+  /** Stops the helper threads, if any. */
+  close(): void {
+    if (this.kernels instanceof ParallelKernels) this.kernels.close();
   }
 
   /** The next region: `size` zeroed floats (the region itself may be longer: see regionBytes). */
@@ -63,7 +72,7 @@ export class KernelMemory {
   /** The address of `array`'s first byte, for mapping shared memory over it. */
   pointerTo(array: Float32Array): Deno.PointerObject {
     if (!this.holds(array)) throw new Error("KernelMemory.pointerTo: the array is not in this memory");
-    const base = Deno.UnsafePointer.of(this.memory.buffer);
+    const base = Deno.UnsafePointer.of(new Uint8Array(this.memory.buffer));
     const at = base && Deno.UnsafePointer.offset(base, array.byteOffset);
     if (!at) throw new Error("KernelMemory.pointerTo: no address for the memory");
     return at;

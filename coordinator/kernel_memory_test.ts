@@ -17,11 +17,11 @@ Deno.test("kernel memory hands out zeroed, aligned regions that do not overlap, 
   assertThrows(() => memory.floats(1), Error, "KernelMemory: no room for 1 more floats");
 });
 
-Deno.test("the published weights are G, D and D's staged update side by side, Adam's moments elsewhere", () => {
+Deno.test("the published weights are G and D with their staged updates side by side, Adam's moments elsewhere", () => {
   const arrays = masterArrays(1000, 300, ADAM, 2);
-  const { generator: g, discriminator: d, stagedDiscriminator: s, published } = arrays;
-  assertEquals([g.byteOffset, d.byteOffset, s.byteOffset], [0, REGION_ALIGN, 2 * REGION_ALIGN]);
-  assertEquals([published.byteOffset, published.byteLength], [0, 3 * REGION_ALIGN]);
+  const { generator: g, stagedGenerator: sg, discriminator: d, stagedDiscriminator: sd, published } = arrays;
+  assertEquals([g, sg, d, sd].map((a) => a.byteOffset), [0, 1, 2, 3].map((i) => i * REGION_ALIGN));
+  assertEquals([published.byteOffset, published.byteLength], [0, 4 * REGION_ALIGN]);
   for (const other of [arrays.gradG, arrays.gradD, arrays.adamG.m, arrays.adamD.v, ...arrays.slots]) {
     assert(arrays.memory.holds(other) && other.byteOffset >= published.byteLength);
   }
@@ -58,4 +58,33 @@ Deno.test("a segment mapped over a region is what the kernels read and write, an
     worker.close();
     unlinkSegment(name);
   }
+});
+
+Deno.test("kernels split over threads give the same bits as one thread, NaN check included", () => {
+  const size = 100_003; // not a whole number of vectors, nor of parts
+  const results = [1, 3].map((threads) => {
+    const memory = new KernelMemory(new Array(Adam.REGIONS + 4).fill(size), threads, 10_000);
+    try {
+      const adam = new Adam(size, ADAM, memory);
+      const [params, sum, a, b] = [0, 1, 2, 3].map(() => memory.floats(size));
+      for (let i = 0; i < size; i++) {
+        params[i] = Math.sin(i);
+        a[i] = Math.cos(i * 0.37);
+        b[i] = (i % 11) - 5;
+      }
+      const clean = adam.sumInto(sum, [a, b], [0.25, 0.125]);
+      adam.apply(params, sum);
+      adam.apply(params, sum);
+      b[size - 1] = NaN;
+      const dirty = adam.sumInto(sum, [a, b], [0.25, 0.125]);
+      return { clean, dirty, params: params.slice(), m: adam.m.slice(), v: adam.v.slice() };
+    } finally {
+      memory.close();
+    }
+  });
+  assertEquals([results[0].clean, results[0].dirty], [-1, 1]);
+  assertEquals([results[1].clean, results[1].dirty], [-1, 1]);
+  assertEquals(results[1].params, results[0].params);
+  assertEquals(results[1].m, results[0].m);
+  assertEquals(results[1].v, results[0].v);
 });

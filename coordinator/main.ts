@@ -100,6 +100,8 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
     specs.discriminator.trainableSize,
     { lr: config.lr, beta1: config.beta1, beta2: config.beta2, epsilon: config.adamEpsilon },
     shareMemory ? config.sharedMemoryWorkers : 0,
+    config.optimizerThreads,
+    config.stepTimeoutMs,
   );
   const sharedTransport = shareMemory
     ? SharedTransport.start(arrays, {
@@ -232,6 +234,7 @@ export async function runCoordinator(base: Config, args: string[] = Deno.args): 
     dashboard?.hub.close();
     await server.close();
     sharedTransport?.close();
+    arrays.memory.close();
     Deno.removeSignalListener("SIGINT", onInterrupt);
     Deno.removeSignalListener("SIGTERM", onInterrupt);
   }

@@ -1,7 +1,7 @@
 /**
  * The coordinator's big arrays, laid out once in one KernelMemory: the master weights, Adam's moments, the
- * gradient sums, and a slot per local worker for its gradients. The weights the workers read (G, D, and D's
- * staged update) sit next to each other, so that one shared-memory segment mapped over them publishes
+ * gradient sums, and a slot per local worker for its gradients. The weights the workers read (G and D,
+ * each with its staged update) sit next to each other, so that one shared-memory segment mapped over them publishes
  * all three: Adam then writes the weights the workers read, and nothing is copied to broadcast them.
  */
 import { Adam, type AdamSettings } from "./adam.ts";
@@ -10,10 +10,12 @@ import { KernelMemory, regionBytes } from "./kernel_memory.ts";
 export interface MasterArrays {
   memory: KernelMemory;
   generator: Float32Array;
+  /** G's update, staged at the end of its phase; it trades places with `generator` when the step commits. */
+  stagedGenerator: Float32Array;
   discriminator: Float32Array;
   /** D's update staged during G's phase; it trades places with `discriminator` when the step commits. */
   stagedDiscriminator: Float32Array;
-  /** The bytes of the three weight arrays above, in this order, as one span of `memory`. */
+  /** The bytes of the four weight arrays above, in this order, as one span of `memory`. */
   published: Uint8Array;
   gradG: Float32Array;
   gradD: Float32Array;
@@ -28,25 +30,35 @@ export function masterArrays(
   discriminatorSize: number,
   adam: AdamSettings,
   slots: number,
+  threads = 1,
+  timeoutMs?: number,
 ): MasterArrays {
   const g = generatorSize, d = discriminatorSize, slot = Math.max(g, d);
-  const memory = new KernelMemory([
-    g,
-    d,
-    d,
-    g,
-    d,
-    ...new Array(Adam.REGIONS).fill(g),
-    ...new Array(Adam.REGIONS).fill(d),
-    ...new Array(slots).fill(slot),
-  ]);
+  const memory = new KernelMemory(
+    [
+      // G and D with their staged updates (the published span), then the gradient sums.
+      g,
+      g,
+      d,
+      d,
+      g,
+      d,
+      ...new Array(Adam.REGIONS).fill(g),
+      ...new Array(Adam.REGIONS).fill(d),
+      ...new Array(slots).fill(slot),
+    ],
+    threads,
+    timeoutMs,
+  );
   const generator = memory.floats(g);
+  const stagedGenerator = memory.floats(g);
   const discriminator = memory.floats(d);
   const stagedDiscriminator = memory.floats(d);
-  const published = memory.bytesFrom(generator, regionBytes(g) + 2 * regionBytes(d));
+  const published = memory.bytesFrom(generator, 2 * regionBytes(g) + 2 * regionBytes(d));
   return {
     memory,
     generator,
+    stagedGenerator,
     discriminator,
     stagedDiscriminator,
     published,

@@ -25,7 +25,6 @@ export interface MetricsLine {
   encodeMs?: number;
   networkMs?: number;
   decodeMs?: number;
-  aggregateMs?: number;
   optimizerMs?: number;
   /** The G phase's shard sizes, in worker order (uneven under --balance). */
   shards?: number[];

@@ -14,11 +14,11 @@ import type { Adam } from "./adam.ts";
 import type { MasterArrays } from "./master_arrays.ts";
 import type { SharedTransport } from "./shared_transport.ts";
 import {
-  aggregateGradients,
   balancedShardSizes,
   NonFiniteGradient,
   type PhaseTotals,
   shardSizes,
+  stageMeanGradient,
   sumBatchNormSums,
 } from "./aggregate.ts";
 import { encodeMessage, type SharedPlacement, type WireFormat } from "../shared/codec.ts";
@@ -112,7 +112,8 @@ export class Trainer {
   readonly totalSteps: number;
   #gradG: Float32Array;
   #gradD: Float32Array;
-  /** D's staged weights during G's phase; swapped with the committed ones at the end of a step. */
+  /** The nets' staged weights (D's during G's phase); swapped with the committed ones at a step's end. */
+  #nextG: Float32Array;
   #nextD: Float32Array;
   #fixedNoise: Float32Array;
   /** The last weights frame of each net, encoded once and sent to every stale worker. */
@@ -134,6 +135,7 @@ export class Trainer {
     this.adamD = arrays.adamD;
     this.#gradG = arrays.gradG;
     this.#gradD = arrays.gradD;
+    this.#nextG = arrays.stagedGenerator;
     this.#nextD = arrays.stagedDiscriminator;
     const allSteps = config.epochs * plan.stepsPerEpoch;
     this.totalSteps = config.maxSteps ? Math.min(config.maxSteps, allSteps) : allSteps;
@@ -186,7 +188,7 @@ export class Trainer {
       // (1) Update D: maximize log D(x) + log(1 - D(G(z))), averaged over the global batch. The update is
       // staged: G's phase computes through it, but it is committed only with the whole step.
       let dRun, d, gRun, g;
-      const timed = { aggregateMs: 0, optimizerMs: 0 };
+      const timed = { optimizerMs: 0 };
       const span = <T>(name: string, key: keyof typeof timed, f: () => T): T => {
         const t0 = performance.now();
         const startUs = nowUs();
@@ -205,14 +207,20 @@ export class Trainer {
           draw,
           () => {},
           (results) =>
-            span("D aggregate", "aggregateMs", () => aggregateGradients(results, this.#gradD, this.adamD)),
+            span(
+              "D sum+adam",
+              "optimizerMs",
+              () =>
+                stageMeanGradient(
+                  results,
+                  this.adamD,
+                  this.discriminator.trainable,
+                  this.#nextD,
+                  this.#gradD,
+                ),
+            ),
         );
         d = dRun.totals;
-        span(
-          "D adam",
-          "optimizerMs",
-          () => this.adamD.stage(this.discriminator.trainable, this.#gradD, this.#nextD),
-        );
 
         // (2) Update G through the updated D: maximize log D(G(z')) (non-saturating loss), fresh z', labels.
         gRun = await this.#runPhase(
@@ -223,21 +231,28 @@ export class Trainer {
             if (drawAhead) this.#ahead ??= this.#drawStep();
           },
           (results) =>
-            span("G aggregate", "aggregateMs", () => aggregateGradients(results, this.#gradG, this.adamG)),
+            span(
+              "G sum+adam",
+              "optimizerMs",
+              () =>
+                stageMeanGradient(results, this.adamG, this.generator.trainable, this.#nextG, this.#gradG),
+            ),
         );
         g = gRun.totals;
       } catch (error) {
         if (!(error instanceof StepAbandoned)) throw error;
         // Back to the state before this step, which is then the checkpoint: nothing done is lost.
         this.adamD.discard();
+        this.adamG.discard();
         this.#ahead = null;
         undoDraw();
         await this.#checkpoint();
         log(`${error.message}; checkpointed at step ${plan.step}; continue with --resume ${recorder.dir}`);
         return error.exitCode;
       }
-      span("G adam", "optimizerMs", () => this.adamG.apply(this.generator.trainable, this.#gradG));
+      this.adamG.commit();
       this.adamD.commit();
+      [this.generator.trainable, this.#nextG] = [this.#nextG, this.generator.trainable];
       [this.discriminator.trainable, this.#nextD] = [this.#nextD, this.discriminator.trainable];
       this.#updateBatchNormStats(gRun.results, draw.count);
 
@@ -260,7 +275,6 @@ export class Trainer {
         encodeMs: dRun.encodeMs + gRun.encodeMs,
         networkMs: Math.max(0, dRun.waitMs - d.maxComputeMs) + Math.max(0, gRun.waitMs - g.maxComputeMs),
         decodeMs: dRun.decodeMs + gRun.decodeMs,
-        aggregateMs: timed.aggregateMs,
         optimizerMs: timed.optimizerMs,
         shards: gRun.results.map((r) => r.count),
         heapMb: memory.heapUsed / MB,

@@ -20,8 +20,7 @@ const LABELS: Record<typeof BREAKDOWN[number], string> = {
   encodeMs: "encode tasks",
   networkMs: "network wait",
   decodeMs: "decode results",
-  aggregateMs: "aggregate",
-  optimizerMs: "optimizer",
+  optimizerMs: "gradient sum + Adam",
   broadcastMs: "broadcast weights",
 };
 

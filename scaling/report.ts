@@ -18,7 +18,6 @@ export type StepMetrics =
     | "encodeMs"
     | "networkMs"
     | "decodeMs"
-    | "aggregateMs"
     | "optimizerMs"
   >
   & Partial<Pick<MetricsLine, "lossD" | "lossG">>;
@@ -28,7 +27,6 @@ export const BREAKDOWN = [
   "encodeMs",
   "networkMs",
   "decodeMs",
-  "aggregateMs",
   "optimizerMs",
   "broadcastMs",
 ] as const;
@@ -174,7 +172,6 @@ export const CSV_COLUMNS = [
   "encode_ms",
   "network_ms",
   "decode_ms",
-  "aggregate_ms",
   "optimizer_ms",
   "broadcast_ms",
   "other_ms",
@@ -220,7 +217,6 @@ export function toCsv(rows: ReportRow[], labels: RunLabels): string {
       fixed(b.encodeMs),
       fixed(b.networkMs),
       fixed(b.decodeMs),
-      fixed(b.aggregateMs),
       fixed(b.optimizerMs),
       fixed(b.broadcastMs),
       fixed(r.otherMs),
@@ -250,8 +246,7 @@ export function toTable(rows: ReportRow[], labels: RunLabels & { stepMs?: number
     "encode",
     "network",
     "decode",
-    "aggreg.",
-    "optim.",
+    "sum+adam",
     "bcast",
     "other",
   ];

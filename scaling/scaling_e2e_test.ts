@@ -73,7 +73,7 @@ Deno.test({
       assert(complete.every((e) => Number.isFinite(e.ts) && e.dur >= 0), "every span has ts and dur");
       const pids = new Set(complete.map((e) => e.pid));
       assert(pids.has(0) && pids.has(1) && pids.has(2), `coordinator and both workers traced: ${[...pids]}`);
-      for (const name of ["D wait", "G adam", "compute D", "weights G"]) {
+      for (const name of ["D wait", "G sum+adam", "compute D", "decode task G"]) {
         assert(complete.some((e) => e.name === name), `a "${name}" span`);
       }
     } finally {
