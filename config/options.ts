@@ -424,7 +424,8 @@ export const OPTIONS = {
     kind: { type: "enum", values: ["auto", "off"] },
     default: "auto",
     help: "train: bind each worker to a CPU core of its own with taskset (Linux), as torchrun and Horovod " +
-      "bind ranks; unbound, the scheduler moving workers about slowed their compute by a quarter",
+      "bind ranks, under SCHED_BATCH when each has a core (so a worker woken by its task does not preempt " +
+      "the coordinator still sending the others); unbound, workers moved about computed a quarter slower",
     roles: ["train"],
   },
   shutdownTimeoutMs: {

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "../shared/testing.ts";
-import { allowedCpus, boundCommand, parseCpuList } from "./affinity.ts";
+import { allowedCpus, batchSchedulingAvailable, boundCommand, parseCpuList } from "./affinity.ts";
 
 Deno.test("parseCpuList() reads taskset's lists, ranges included, and refuses anything else", () => {
   assertEquals(parseCpuList("0"), [0]);
@@ -10,9 +10,21 @@ Deno.test("parseCpuList() reads taskset's lists, ranges included, and refuses an
 Deno.test("workers are bound round-robin to the CPUs this process may use, the last first", async () => {
   const cpus = await allowedCpus();
   assert(Array.isArray(cpus) && cpus.length === navigator.hardwareConcurrency, String(cpus));
-  assertEquals([0, 1, 2].map((i) => boundCommand([4, 7], i)), [
+  assertEquals([0, 1, 2].map((i) => boundCommand([4, 7], i, 3, true)), [
     ["taskset", "-c", "7"],
     ["taskset", "-c", "4"],
     ["taskset", "-c", "7"],
   ]);
+});
+
+Deno.test("workers with a core each run under SCHED_BATCH, when chrt can do it", async () => {
+  assertEquals([0, 1].map((i) => boundCommand([4, 7], i, 2, true)), [
+    ["chrt", "--batch", "0", "taskset", "-c", "7"],
+    ["chrt", "--batch", "0", "taskset", "-c", "4"],
+  ]);
+  assertEquals(boundCommand([4, 7], 0, 2, false), ["taskset", "-c", "7"]);
+  assert(await batchSchedulingAvailable(), "chrt (util-linux) runs a program under SCHED_BATCH here");
+  // The policy reaches the program: chrt -p reports it for the started process.
+  const { stdout } = await new Deno.Command("chrt", { args: ["--batch", "0", "chrt", "-p", "0"] }).output();
+  assert(/SCHED_BATCH/.test(new TextDecoder().decode(stdout)), new TextDecoder().decode(stdout));
 });
