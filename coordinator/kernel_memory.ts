@@ -40,11 +40,6 @@ export class KernelMemory {
       : optimizerKernels(this.memory);
   }
 
-  /** Kernel calls are coming soon: helper threads, if any, get ready for them. */
-  prepare(): void {
-    if (this.kernels instanceof ParallelKernels) this.kernels.prepare();
-  }
-
   /** Stops the helper threads, if any. */
   close(): void {
     if (this.kernels instanceof ParallelKernels) this.kernels.close();

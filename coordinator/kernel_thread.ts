@@ -6,9 +6,6 @@
 import { integerArguments, KERNELS, type OptimizerKernels, optimizerKernels } from "./adam_kernel.ts";
 import { CONTROL } from "./kernel_threads.ts";
 
-/** How long a helper told to get ready polls for a call before it sleeps again. */
-const READY_POLL_MS = 2;
-
 self.onmessage = (event: MessageEvent<{ memory: WebAssembly.Memory; control: SharedArrayBuffer }>) => {
   const kernels: OptimizerKernels = optimizerKernels(event.data.memory);
   const ints = new Int32Array(event.data.control);
@@ -17,13 +14,7 @@ self.onmessage = (event: MessageEvent<{ memory: WebAssembly.Memory; control: Sha
   // One call per turn; the thread has nothing else to do, and sleeps between calls.
   while (seen >= 0) {
     Atomics.wait(ints, CONTROL.seq, seen);
-    let seq = Atomics.load(ints, CONTROL.seq);
-    // Woken without a call: one is coming (prepare()); poll for it a while rather than sleep.
-    const until = performance.now() + READY_POLL_MS;
-    for (let polls = 1; seq === seen; polls++) {
-      if (polls % 256 === 0 && performance.now() > until) break;
-      seq = Atomics.load(ints, CONTROL.seq);
-    }
+    const seq = Atomics.load(ints, CONTROL.seq);
     if (seq === seen) continue;
     if (seq < 0) break;
     const name = KERNELS[ints[CONTROL.kernel]];

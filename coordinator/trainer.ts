@@ -384,8 +384,6 @@ export class Trainer {
         whileWaiting();
         trace?.add(`${phase} while waiting`, startUs, nowUs() - startUs, TRACE_COORDINATOR_PID, { step });
       }, WHILE_WAITING_DELAY_MS);
-      // The sum and Adam follow the last result: their helper threads get ready at the first.
-      for (const request of requests) request.then(() => this.parts.arrays.memory.prepare(), () => {});
       const settled = await Promise.allSettled(requests);
       clearTimeout(waiting);
       const t3 = performance.now();
