@@ -127,26 +127,46 @@ export class SharedSegment {
    * `at` and `size` must be whole pages.
    */
   static open(name: string, size: number, at?: Deno.PointerObject): SharedSegment {
+    return SharedSegment.#open(name, size, true, at);
+  }
+
+  /**
+   * Maps an existing segment for reading only: a worker's view of the coordinator's master weights, which
+   * no worker may change (a write through it would fault in the worker, not corrupt the training).
+   */
+  static openReadOnly(name: string, size: number): SharedSegment {
+    return SharedSegment.#open(name, size, false);
+  }
+
+  static #open(name: string, size: number, writable: boolean, at?: Deno.PointerObject): SharedSegment {
     const c = lib();
-    const fd = c.shm_open(cName(name), O_RDWR, 0);
+    const fd = c.shm_open(cName(name), writable ? O_RDWR : O_RDONLY, 0);
     if (fd < 0) throw failure("shm_open", name);
     try {
       const actual = Number(c.lseek(fd, 0n, SEEK_END));
       if (actual < size) {
         throw new Error(`shared memory ${name}: holds ${actual} bytes, not the ${size} expected`);
       }
-      return SharedSegment.#map(c, fd, name, size, at);
+      return SharedSegment.#map(c, fd, name, size, at, writable);
     } finally {
       c.close(fd);
     }
   }
 
-  static #map(c: Libc, fd: number, name: string, size: number, at?: Deno.PointerObject): SharedSegment {
+  static #map(
+    c: Libc,
+    fd: number,
+    name: string,
+    size: number,
+    at?: Deno.PointerObject,
+    writable = true,
+  ): SharedSegment {
     if (at && (Number(Deno.UnsafePointer.value(at)) % MAX_PAGE_BYTES !== 0 || size % MAX_PAGE_BYTES !== 0)) {
       throw new Error(`shared memory ${name}: a fixed mapping must be whole ${MAX_PAGE_BYTES}-byte pages`);
     }
     const flags = at ? MAP_SHARED | MAP_FIXED : MAP_SHARED;
-    const pointer = c.mmap(at ?? null, BigInt(size), PROT_READ | PROT_WRITE, flags, fd, 0n);
+    const protection = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+    const pointer = c.mmap(at ?? null, BigInt(size), protection, flags, fd, 0n);
     if (pointer === null || Deno.UnsafePointer.value(pointer) === 0xffffffffffffffffn) {
       throw failure("mmap", name);
     }

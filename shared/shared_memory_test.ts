@@ -118,3 +118,28 @@ Deno.test({
     assert(out.trim().endsWith("1048576"), out);
   },
 });
+
+Deno.test("a read-only mapping reads the segment, and a write through it faults in that process only", async () => {
+  const name = segmentName("test");
+  const writer = SharedSegment.create(name, 4096);
+  try {
+    writer.bytes[7] = 42;
+    const script = `
+      import { SharedSegment } from ${JSON.stringify(new URL("./shared_memory.ts", import.meta.url).href)};
+      const view = SharedSegment.openReadOnly(${JSON.stringify(name)}, 4096).bytes;
+      console.log("read", view[7]);
+      view[7] = 1;
+      console.log("wrote");`;
+    const { code, signal, stdout } = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--quiet", "--allow-ffi", script],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    assertEquals(new TextDecoder().decode(stdout), "read 42\n");
+    assert(signal === "SIGSEGV" || signal === "SIGBUS" || code === 139, `exit ${code} ${signal}`);
+    assertEquals(writer.bytes[7], 42);
+  } finally {
+    writer.close();
+    unlinkSegment(name);
+  }
+});

@@ -1,8 +1,8 @@
 /**
  * The worker's side of shared memory (coordinator/shared_transport.ts): it offers a probe in its hello when
- * the coordinator is on this machine, and, if the welcome takes the offer, maps the weights segment (read)
- * and its own segment (gradients written, tasks read), whose name it then unlinks: nobody else needs to
- * open it.
+ * the coordinator is on this machine, and, if the welcome takes the offer, maps the weights segment (read
+ * only: they are the coordinator's master weights) and its own segment (gradients written, tasks read),
+ * whose name it then unlinks: nobody else needs to open it.
  */
 import type { Config } from "../config/config.ts";
 import { isLoopback } from "../config/load.ts";
@@ -41,7 +41,7 @@ export class LocalMemory {
     this.#removeProbe();
     this.close();
     if (!offer) return "socket only";
-    this.#weights = SharedSegment.open(offer.weights, offer.weightsBytes);
+    this.#weights = SharedSegment.openReadOnly(offer.weights, offer.weightsBytes);
     this.#own = SharedSegment.open(offer.segment, offer.segmentBytes);
     unlinkSegment(offer.segment);
     const own = this.#own.bytes;
