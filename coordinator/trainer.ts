@@ -344,8 +344,8 @@ export class Trainer {
 
   /**
    * Runs one phase over the live workers, redoing it over the survivors when a worker fails. `whileWaiting`
-   * runs once the tasks are out, unless the results are in first; `aggregate` sums the results' gradients, and a worker whose gradient holds
-   * a NaN or an infinity is dropped there, and the phase redone without it.
+   * runs once the tasks are out, unless the results are in first; `aggregate` sums the results' gradients,
+   * and a worker whose gradient holds a NaN or an infinity is dropped there, and the phase redone without it.
    */
   async #runPhase(
     step: number,
@@ -491,7 +491,7 @@ export class Trainer {
    * For a worker on shared memory, where its task's weights lie: the master weights themselves (float32
    * whatever --wire says: nothing crosses a network). Rewriting them in place is safe: a worker reads the
    * weights on receiving its task, before computing the phase whose results the next version waits for,
-   * and D's staged update goes to the other of its two arrays.
+   * and each net's staged update goes to the other of its two arrays.
    */
   #weightsPlacement(worker: WorkerHandle, task: TaskMessage): SharedPlacement | undefined {
     const shared = this.parts.sharedTransport;

@@ -50,9 +50,9 @@ export interface SharedPlacement {
 
 /**
  * Encodes a message into one frame; `shared` places some of its tensors in shared regions instead (the
- * first placement naming a key takes it). With `into` large enough, the frame is written there (a reused buffer:
- * no page faults on fresh megabytes) and returned as a view of its start; otherwise it gets bytes of its own
- * (small frames may share a pooled ArrayBuffer: check byteOffset/byteLength before transferring).
+ * first placement naming a key takes it). With `into` large enough, the frame is written there (a reused
+ * buffer: no page faults on fresh megabytes) and returned as a view of its start; otherwise it gets bytes of
+ * its own (small frames may share a pooled ArrayBuffer: check byteOffset/byteLength before transferring).
  */
 export function encodeMessage(
   message: Message,

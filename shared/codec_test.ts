@@ -142,3 +142,31 @@ Deno.test("a tensor placed in a shared region leaves the frame small and decodes
     "overruns its target",
   );
 });
+
+Deno.test("a task's tensors go to the first placement that names them: tensors to one region, weights in place", () => {
+  const task = new Uint8Array(1024);
+  const weights = new Uint8Array(4096);
+  const values = new Float32Array(weights.buffer, 512, 100).map((_, i) => i * 0.5);
+  const message: Message = {
+    type: "task",
+    version: PROTOCOL_VERSION,
+    step: 3,
+    phase: "G",
+    generatorVersion: 2,
+    discriminatorVersion: 2,
+    count: 4,
+    z: Float32Array.from({ length: 8 }, (_, i) => i),
+    labels: new Uint8Array([1, 2, 3, 4]),
+    generator: values,
+  };
+  const frame = encodeMessage(message, undefined, undefined, [
+    { region: "task", memory: task, offsets: { z: 0, labels: 64 } },
+    { region: "weights", memory: weights, offsets: { generator: 512, z: 1024 } },
+  ]);
+  assert(frame.length < 300, `frame of ${frame.length} bytes`);
+  const decoded = decodeFrame(frame, { task, weights }) as typeof message;
+  assertEquals(Array.from(decoded.z), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert(decoded.z.buffer === task.buffer, "z went to the first placement naming it");
+  assert(decoded.generator!.buffer === weights.buffer && decoded.generator!.byteOffset === 512);
+  assertEquals(Array.from(decoded.generator!), Array.from(values));
+});
