@@ -3,6 +3,7 @@
  * with the whole batch whatever the number of workers.
  */
 import type { ResultMessage } from "../shared/protocol.ts";
+import type { Adam } from "./adam.ts";
 import { GantryError } from "../shared/errors.ts";
 import { float16Bits, float16Table, widenFloat16 } from "../shared/float16.ts";
 
@@ -68,17 +69,8 @@ export function aggregateGradients(
   return totals;
 }
 
-/** An optimizer that stages its update from a sum of gradients (Adam). */
-export interface GradientStager extends GradientSummer {
-  stageSum(
-    params: Float32Array,
-    inputs: Float32Array[],
-    scales: number[],
-    out: Float32Array,
-    gradient: Float32Array,
-  ): number;
-  stage(params: Float32Array, grads: Float32Array, out: Float32Array): void;
-}
+/** An optimizer that stages its update from a sum of gradients. */
+export type GradientStager = Pick<Adam, "stageSum" | "stage" | "sumInto">;
 
 /**
  * Stages the optimizer's update of `params` into `out` from the mean gradient over all shards, and returns
