@@ -39,6 +39,9 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** The weight of each new step's speed in a worker's smoothed speed (a mean over about 10 steps). */
+const BALANCE_SMOOTHING = 0.1;
+
 export class WorkerHandle {
   readonly id: number;
   readonly name: string;
@@ -62,6 +65,12 @@ export class WorkerHandle {
   lastResultAt = 0;
   /** Images of its shard per second of its compute over its last whole step (D + G), for the dashboard. */
   imagesPerSec = 0;
+  /**
+   * The same, averaged over recent steps (exponentially, BALANCE_SMOOTHING per step): what --balance shards
+   * by. One step's speed is noisy (a worker's step time here wanders by 10% from step to step), while what
+   * --balance must follow lasts (one core of this machine computed 3 to 5% slower than the other).
+   */
+  smoothedImagesPerSec = 0;
   #stepComputeMs = { step: 0, ms: 0 };
   /** Date.now() of the last frame from this worker, of any kind: what heartbeats keep fresh. */
   lastSeen = Date.now();
@@ -170,6 +179,9 @@ export class WorkerHandle {
     this.#stepComputeMs.ms += result.computeMs;
     if (result.phase === "G" && this.#stepComputeMs.ms > 0) {
       this.imagesPerSec = result.count * 1000 / this.#stepComputeMs.ms;
+      this.smoothedImagesPerSec = this.smoothedImagesPerSec === 0
+        ? this.imagesPerSec
+        : this.smoothedImagesPerSec + BALANCE_SMOOTHING * (this.imagesPerSec - this.smoothedImagesPerSec);
     }
     pending.resolve(result);
   }

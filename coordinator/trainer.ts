@@ -365,7 +365,7 @@ export class Trainer {
         continue;
       }
       const sizes = config.balance
-        ? balancedShardSizes(draw.count, workers.map((w) => w.imagesPerSec))
+        ? balancedShardSizes(draw.count, workers.map((w) => w.smoothedImagesPerSec))
         : shardSizes(draw.count, workers.length);
       const shards = shardDraw(draw, sizes, config.latentDim);
       const trace = this.parts.trace;
