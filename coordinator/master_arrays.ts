@@ -1,8 +1,8 @@
 /**
  * The coordinator's big arrays, laid out once in one KernelMemory: the master weights, Adam's moments, the
  * gradient sums, and a slot per local worker for its gradients. The weights the workers read (G and D,
- * each with its staged update) sit next to each other, so that one shared-memory segment mapped over them publishes
- * all three: Adam then writes the weights the workers read, and nothing is copied to broadcast them.
+ * each with its staged update) sit next to each other, so that one shared-memory segment mapped over them
+ * publishes all four: Adam then writes the weights the workers read, and nothing is copied to broadcast them.
  */
 import { Adam, type AdamSettings } from "./adam.ts";
 import { KernelMemory, regionBytes } from "./kernel_memory.ts";
@@ -34,13 +34,12 @@ export function masterArrays(
   timeoutMs?: number,
 ): MasterArrays {
   const g = generatorSize, d = discriminatorSize, slot = Math.max(g, d);
+  // G and D with their staged updates, in this order: the published span.
+  const weights = [g, g, d, d];
   const memory = new KernelMemory(
     [
-      // G and D with their staged updates (the published span), then the gradient sums.
-      g,
-      g,
-      d,
-      d,
+      ...weights,
+      // The gradient sums.
       g,
       d,
       ...new Array(Adam.REGIONS).fill(g),
@@ -50,11 +49,10 @@ export function masterArrays(
     threads,
     timeoutMs,
   );
-  const generator = memory.floats(g);
-  const stagedGenerator = memory.floats(g);
-  const discriminator = memory.floats(d);
-  const stagedDiscriminator = memory.floats(d);
-  const published = memory.bytesFrom(generator, 2 * regionBytes(g) + 2 * regionBytes(d));
+  const [generator, stagedGenerator, discriminator, stagedDiscriminator] = weights.map((n) =>
+    memory.floats(n)
+  );
+  const published = memory.bytesFrom(generator, weights.reduce((sum, n) => sum + regionBytes(n), 0));
   return {
     memory,
     generator,
