@@ -57,11 +57,16 @@ export async function batchSchedulingAvailable(): Promise<boolean> {
   }
 }
 
+/** True when `workers` workers on `cpus` run under SCHED_BATCH: each has a core, and `chrt` works. */
+export function underBatch(cpus: number[], workers: number, chrtWorks: boolean): boolean {
+  return chrtWorks && workers <= cpus.length;
+}
+
 /**
- * The command that starts worker `index` of `workers` bound to its core, under SCHED_BATCH when every worker
- * has a core (and `batch` says chrt works): the programs' arguments before deno's.
+ * The command that starts worker `index` of `workers` bound to its core, under SCHED_BATCH when underBatch()
+ * says so: the programs' arguments before deno's.
  */
-export function boundCommand(cpus: number[], index: number, workers: number, batch: boolean): string[] {
+export function boundCommand(cpus: number[], index: number, workers: number, chrtWorks: boolean): string[] {
   const bind = [TASKSET, "-c", String(workerCore(cpus, index))];
-  return batch && workers <= cpus.length ? [CHRT, "--batch", "0", ...bind] : bind;
+  return underBatch(cpus, workers, chrtWorks) ? [CHRT, "--batch", "0", ...bind] : bind;
 }

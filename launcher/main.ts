@@ -7,7 +7,7 @@ import { isLoopback, SUPERVISED_VARIABLE, toFlags, TOKEN_VARIABLE } from "../con
 import { runMain } from "../config/main.ts";
 import { pressHandler } from "../shared/interrupts.ts";
 import { freePort } from "../shared/net.ts";
-import { allowedCpus, batchSchedulingAvailable, boundCommand, workerCore } from "./affinity.ts";
+import { allowedCpus, batchSchedulingAvailable, boundCommand, underBatch, workerCore } from "./affinity.ts";
 import { type Child, signalChild, spawnChild } from "./children.ts";
 import { COORDINATOR_PERMISSIONS, WORKER_PERMISSIONS } from "./permissions.ts";
 
@@ -89,13 +89,13 @@ export async function runTrain(config: Config): Promise<number> {
     if (listening) {
       const url = listening[1].replace("//0.0.0.0:", "//127.0.0.1:");
       const cpus = config.pinWorkers === "auto" ? await allowedCpus() : "--pin-workers off";
-      const batch = typeof cpus !== "string" && workers <= cpus.length && await batchSchedulingAvailable();
+      const chrtWorks = typeof cpus !== "string" && await batchSchedulingAvailable();
       console.log(
         typeof cpus === "string"
           ? `[train] workers not bound to cores: ${cpus}`
           : `[train] workers bound to cores ${
             Array.from({ length: workers }, (_, i) => workerCore(cpus, i)).join(", ")
-          }${batch ? ", under SCHED_BATCH" : ""} (--pin-workers)`,
+          }${underBatch(cpus, workers, chrtWorks) ? ", under SCHED_BATCH" : ""} (--pin-workers)`,
       );
       for (let i = 0; i < workers; i++) {
         const flags = toFlags({ ...config, threads }, "worker", ["workers", "token"]);
@@ -113,7 +113,7 @@ export async function runTrain(config: Config): Promise<number> {
             ],
             { ...secret, [SUPERVISED_VARIABLE]: "1" },
             false,
-            typeof cpus === "string" ? [] : boundCommand(cpus, i, workers, batch),
+            typeof cpus === "string" ? [] : boundCommand(cpus, i, workers, chrtWorks),
           ),
         );
       }

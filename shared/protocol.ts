@@ -9,7 +9,7 @@ import type { ModelSpecs } from "./models/types.ts";
 
 /**
  * 2: frames are a msgpack header plus raw tensor bytes (shared/codec.ts), and weights have their own message.
- * 3: a weights frame in shared memory names its own offset (the master weights, read in place).
+ * 3: a worker on shared memory gets its weights in its task, as offsets of the master weights (read in place).
  */
 export const PROTOCOL_VERSION = 3;
 
@@ -51,9 +51,9 @@ export interface HelloMessage {
 
 /**
  * Where big tensors go when the worker shares the coordinator's memory: weights in one segment for all
- * workers (region "weights", at the offset each weights frame names: the coordinator's master weights
- * themselves, D's in two places that alternate); in a segment of the worker's own, its gradients (region
- * "grads", at 0) and its tasks' tensors (region "task", from `taskOffset`).
+ * workers (region "weights", at the offsets each task names: the coordinator's master weights themselves,
+ * each net's in two places that alternate from step to step); in a segment of the worker's own, its
+ * gradients (region "grads", at 0) and its tasks' tensors (region "task", from `taskOffset`).
  */
 export interface SharedMemoryOffer {
   weights: string;
