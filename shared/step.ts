@@ -16,6 +16,7 @@ import * as tf from "@tensorflow/tfjs-core";
 // registry that every copy of tfjs shares). Cheap (tens of ms), and checkpoints need tfjs-layers anyway.
 import "@tensorflow/tfjs-layers";
 import { discriminatorForward, generatorForward, oneHotLabels, trainingParts } from "./models/forward.ts";
+import { backendIs } from "./models/ops.ts";
 import { IMAGE_CHANNELS, IMAGE_PIXELS, IMAGE_SIDE, PIXEL_HALF_RANGE } from "./models/specs.ts";
 import type { DiscriminatorShard, GeneratorShard, ModelSpecs, PhaseResult } from "./models/types.ts";
 
@@ -56,6 +57,19 @@ function readAndDispose(...tensors: tf.Tensor[]): Float32Array[] {
 }
 
 /**
+ * Frees a read-back copy now rather than at V8's next full collection. A worker reads megabytes of gradients a
+ * step; V8 counted them toward its external-memory limit and ran a mark-compact every few steps, on the
+ * worker's one core (about 6% of its time, and pauses of up to 15 ms that the slower worker adds to each step).
+ * The cpu backend's reads return the tensor's own storage, so only the copying backends' are released.
+ */
+function releaseReadCopy(values: Float32Array): void {
+  const buffer = values.buffer;
+  const whole = buffer instanceof ArrayBuffer && values.byteOffset === 0 &&
+    values.byteLength === buffer.byteLength;
+  if (whole && (backendIs("tensorflow") || backendIs("wasm"))) buffer.transfer(0);
+}
+
+/**
  * One flat Float32Array from gradient tensors in spec order (the trainable vector's layout): read one by
  * one into place rather than concatenated by the backend (as many copies, fewer ops).
  */
@@ -66,7 +80,9 @@ function readFlat(tensors: tf.Tensor[], size: number, into?: Float32Array): Floa
   const flat = into ?? new Float32Array(size);
   let offset = 0;
   for (const t of tensors) {
-    flat.set(t.dataSync() as Float32Array, offset);
+    const values = t.dataSync() as Float32Array;
+    flat.set(values, offset);
+    releaseReadCopy(values);
     offset += t.size;
   }
   if (offset !== size) throw new Error(`gradients hold ${offset} values, not ${size}`);
@@ -98,11 +114,30 @@ function checkLength(what: string, actual: number, expected: number): void {
   }
 }
 
+/** Two arrays handed out in turn, each allocated once (again only if the size asked for changes). */
+class StagingPair {
+  #arrays: [Float32Array, Float32Array] = [new Float32Array(0), new Float32Array(0)];
+  #turn = 0;
+
+  next(size: number): Float32Array {
+    this.#turn ^= 1;
+    if (this.#arrays[this.#turn].length !== size) this.#arrays[this.#turn] = new Float32Array(size);
+    return this.#arrays[this.#turn];
+  }
+}
+
 export class StepComputer {
   readonly specs: ModelSpecs;
   readonly labelSmoothing: number;
   #generator: tf.Tensor[] | null = null;
   #discriminator: tf.Tensor[] | null = null;
+  /**
+   * Where each net's weights are copied before they become tensors, two per net used in turn, allocated once:
+   * a fresh copy per install was megabytes of garbage a step (see releaseReadCopy). Two, because a backend may
+   * keep the array it is given (cpu for the tensor's life, tensorflow until its first use), and the previous
+   * install's tensors live until the new ones exist.
+   */
+  #staging = { generator: new StagingPair(), discriminator: new StagingPair() };
 
   constructor(specs: ModelSpecs, labelSmoothing: number) {
     if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
@@ -263,8 +298,10 @@ export class StepComputer {
    */
   #paramTensors(net: "generator" | "discriminator", trainable: Float32Array): tf.Tensor[] {
     checkLength(`${net} weights`, trainable.length, this.specs[net].trainableSize);
+    const copy = this.#staging[net].next(trainable.length);
+    copy.set(trainable);
     return trainingParts(this.specs, net).map((p) =>
-      tf.tensor(trainable.slice(p.offset, p.offset + p.size), p.shape)
+      tf.tensor(copy.subarray(p.offset, p.offset + p.size), p.shape)
     );
   }
 }
