@@ -423,9 +423,11 @@ export const OPTIONS = {
     flag: "pin-workers",
     kind: { type: "enum", values: ["auto", "off"] },
     default: "auto",
-    help: "train: bind each worker to a CPU core of its own with taskset (Linux), as torchrun and Horovod " +
-      "bind ranks, under SCHED_BATCH when each has a core (so a worker woken by its task does not preempt " +
-      "the coordinator still sending the others); unbound, workers moved about computed a quarter slower",
+    help:
+      "train: bind each worker to cores of its own, one per --threads, with taskset (Linux), as torchrun " +
+      "and Horovod bind ranks, under SCHED_BATCH when every thread has a core (so a worker woken by its task " +
+      "does not preempt the coordinator still sending the others); unbound, workers moved about computed a " +
+      "quarter slower",
     roles: ["train"],
   },
   shutdownTimeoutMs: {

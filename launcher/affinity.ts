@@ -1,9 +1,9 @@
 /**
- * Binds each local worker to a CPU core of its own (`taskset`, Linux), as torchrun's and Horovod's
- * `--bind-to core` do. Left to the scheduler, two workers on this 2-core machine were moved about until their
+ * Binds each local worker to CPU cores of its own, one per compute thread (`taskset`, Linux), as torchrun's
+ * and Horovod's `--bind-to core` do. Left to the scheduler, two workers on this 2-core machine were moved about until their
  * compute took 320 ms a step instead of 261 ms bound (and 255 ms for one worker alone).
  *
- * When every worker has a core of its own, they also run under SCHED_BATCH (`chrt --batch`): a worker woken
+ * When every worker's thread has a core of its own, they also run under SCHED_BATCH (`chrt --batch`): a worker woken
  * by its task then waits for the coordinator to finish sending the other tasks instead of preempting it on
  * their shared core (here the tasks of a 2-worker step took 2 to 4.5 ms to send, and 0.5 ms as batch). With
  * more workers than cores they stay ordinary: batch workers never preempt one another either, and a worker
@@ -40,11 +40,15 @@ export async function allowedCpus(): Promise<number[] | string> {
 }
 
 /**
- * The core of worker `index`. Cores are taken from the last one down: the first takes most of the machine's
- * interrupts and housekeeping (here one worker alone computed about 10% slower on core 0 than on core 1).
+ * The cores of worker `index` when each worker computes with `each` threads: one core per thread, in blocks
+ * taken from the last core down, wrapping round when there are more threads than cores. The first core takes
+ * most of the machine's interrupts and housekeeping (here one worker alone computed about 10% slower on core 0
+ * than on core 1). A worker's threads each get a core: one worker with two threads bound to one core computed
+ * 17% slower than with one thread, and twice as unevenly from step to step.
  */
-export function workerCore(cpus: number[], index: number): number {
-  return cpus[cpus.length - 1 - (index % cpus.length)];
+export function workerCores(cpus: number[], index: number, each: number): number[] {
+  const count = Math.min(Math.max(1, each), cpus.length);
+  return Array.from({ length: count }, (_, k) => cpus[cpus.length - 1 - ((index * count + k) % cpus.length)]);
 }
 
 /** True when `chrt` can start programs under SCHED_BATCH here. */
@@ -57,16 +61,25 @@ export async function batchSchedulingAvailable(): Promise<boolean> {
   }
 }
 
-/** True when `workers` workers on `cpus` run under SCHED_BATCH: each has a core, and `chrt` works. */
-export function underBatch(cpus: number[], workers: number, chrtWorks: boolean): boolean {
-  return chrtWorks && workers <= cpus.length;
+/** How `workers` workers of `each` threads are laid on `cpus`, and whether `chrt` works here. */
+export interface Placement {
+  cpus: number[];
+  workers: number;
+  each: number;
+  chrtWorks: boolean;
+}
+
+/** True when the workers run under SCHED_BATCH: every thread of every worker has a core, and `chrt` works. */
+export function underBatch({ cpus, workers, each, chrtWorks }: Placement): boolean {
+  return chrtWorks && workers * Math.max(1, each) <= cpus.length;
 }
 
 /**
- * The command that starts worker `index` of `workers` bound to its core, under SCHED_BATCH when underBatch()
- * says so: the programs' arguments before deno's.
+ * The command that starts worker `index` bound to its cores, under SCHED_BATCH when underBatch() says so: the
+ * programs' arguments before deno's.
  */
-export function boundCommand(cpus: number[], index: number, workers: number, chrtWorks: boolean): string[] {
-  const bind = [TASKSET, "-c", String(workerCore(cpus, index))];
-  return underBatch(cpus, workers, chrtWorks) ? [CHRT, "--batch", "0", ...bind] : bind;
+export function boundCommand(placement: Placement, index: number): string[] {
+  const cores = workerCores(placement.cpus, index, placement.each);
+  const bind = [TASKSET, "-c", cores.join(",")];
+  return underBatch(placement) ? [CHRT, "--batch", "0", ...bind] : bind;
 }

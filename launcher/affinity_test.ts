@@ -1,5 +1,11 @@
 import { assert, assertEquals, assertThrows } from "../shared/testing.ts";
-import { allowedCpus, batchSchedulingAvailable, boundCommand, parseCpuList } from "./affinity.ts";
+import {
+  allowedCpus,
+  batchSchedulingAvailable,
+  boundCommand,
+  parseCpuList,
+  workerCores,
+} from "./affinity.ts";
 
 Deno.test("parseCpuList() reads taskset's lists, ranges included, and refuses anything else", () => {
   assertEquals(parseCpuList("0"), [0]);
@@ -10,7 +16,8 @@ Deno.test("parseCpuList() reads taskset's lists, ranges included, and refuses an
 Deno.test("workers are bound round-robin to the CPUs this process may use, the last first", async () => {
   const cpus = await allowedCpus();
   assert(Array.isArray(cpus) && cpus.length === navigator.hardwareConcurrency, String(cpus));
-  assertEquals([0, 1, 2].map((i) => boundCommand([4, 7], i, 3, true)), [
+  const placement = { cpus: [4, 7], workers: 3, each: 1, chrtWorks: true };
+  assertEquals([0, 1, 2].map((i) => boundCommand(placement, i)), [
     ["taskset", "-c", "7"],
     ["taskset", "-c", "4"],
     ["taskset", "-c", "7"],
@@ -18,13 +25,35 @@ Deno.test("workers are bound round-robin to the CPUs this process may use, the l
 });
 
 Deno.test("workers with a core each run under SCHED_BATCH, when chrt can do it", async () => {
-  assertEquals([0, 1].map((i) => boundCommand([4, 7], i, 2, true)), [
+  const placement = { cpus: [4, 7], workers: 2, each: 1, chrtWorks: true };
+  assertEquals([0, 1].map((i) => boundCommand(placement, i)), [
     ["chrt", "--batch", "0", "taskset", "-c", "7"],
     ["chrt", "--batch", "0", "taskset", "-c", "4"],
   ]);
-  assertEquals(boundCommand([4, 7], 0, 2, false), ["taskset", "-c", "7"]);
+  assertEquals(boundCommand({ ...placement, chrtWorks: false }, 0), ["taskset", "-c", "7"]);
   assert(await batchSchedulingAvailable(), "chrt (util-linux) runs a program under SCHED_BATCH here");
   // The policy reaches the program: chrt -p reports it for the started process.
   const { stdout } = await new Deno.Command("chrt", { args: ["--batch", "0", "chrt", "-p", "0"] }).output();
   assert(/SCHED_BATCH/.test(new TextDecoder().decode(stdout)), new TextDecoder().decode(stdout));
+});
+
+Deno.test("a worker with several threads is bound to as many cores, blocks from the last core down", () => {
+  // One worker on a 2-core machine computes with 2 threads: both cores, not two threads on one core.
+  assertEquals(boundCommand({ cpus: [0, 1], workers: 1, each: 2, chrtWorks: true }, 0), [
+    "chrt",
+    "--batch",
+    "0",
+    "taskset",
+    "-c",
+    "1,0",
+  ]);
+  assertEquals([0, 1].map((i) => workerCores([0, 1, 2, 3], i, 2)), [[3, 2], [1, 0]]);
+  // More threads than cores: blocks wrap round, no core is listed twice for one worker, and no SCHED_BATCH.
+  assertEquals(workerCores([0, 1], 0, 3), [1, 0]);
+  assertEquals([0, 1].map((i) => workerCores([0, 1, 2], i, 2)), [[2, 1], [0, 2]]);
+  assertEquals(boundCommand({ cpus: [0, 1, 2], workers: 2, each: 2, chrtWorks: true }, 1), [
+    "taskset",
+    "-c",
+    "0,2",
+  ]);
 });

@@ -7,7 +7,14 @@ import { isLoopback, SUPERVISED_VARIABLE, toFlags, TOKEN_VARIABLE } from "../con
 import { runMain } from "../config/main.ts";
 import { pressHandler } from "../shared/interrupts.ts";
 import { freePort } from "../shared/net.ts";
-import { allowedCpus, batchSchedulingAvailable, boundCommand, underBatch, workerCore } from "./affinity.ts";
+import {
+  allowedCpus,
+  batchSchedulingAvailable,
+  boundCommand,
+  type Placement,
+  underBatch,
+  workerCores,
+} from "./affinity.ts";
 import { type Child, signalChild, spawnChild } from "./children.ts";
 import { COORDINATOR_PERMISSIONS, WORKER_PERMISSIONS } from "./permissions.ts";
 
@@ -89,13 +96,17 @@ export async function runTrain(config: Config): Promise<number> {
     if (listening) {
       const url = listening[1].replace("//0.0.0.0:", "//127.0.0.1:");
       const cpus = config.pinWorkers === "auto" ? await allowedCpus() : "--pin-workers off";
-      const chrtWorks = typeof cpus !== "string" && await batchSchedulingAvailable();
+      const placement: Placement | null = typeof cpus === "string"
+        ? null
+        : { cpus, workers, each: threads ?? 1, chrtWorks: await batchSchedulingAvailable() };
       console.log(
-        typeof cpus === "string"
+        placement === null
           ? `[train] workers not bound to cores: ${cpus}`
           : `[train] workers bound to cores ${
-            Array.from({ length: workers }, (_, i) => workerCore(cpus, i)).join(", ")
-          }${underBatch(cpus, workers, chrtWorks) ? ", under SCHED_BATCH" : ""} (--pin-workers)`,
+            Array.from({ length: workers }, (_, i) =>
+              workerCores(placement.cpus, i, placement.each).join("+"))
+              .join(", ")
+          }${underBatch(placement) ? ", under SCHED_BATCH" : ""} (--pin-workers)`,
       );
       for (let i = 0; i < workers; i++) {
         const flags = toFlags({ ...config, threads }, "worker", ["workers", "token"]);
@@ -113,7 +124,7 @@ export async function runTrain(config: Config): Promise<number> {
             ],
             { ...secret, [SUPERVISED_VARIABLE]: "1" },
             false,
-            typeof cpus === "string" ? [] : boundCommand(cpus, i, workers, chrtWorks),
+            placement === null ? [] : boundCommand(placement, i),
           ),
         );
       }
