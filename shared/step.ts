@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs-core";
 // registry that every copy of tfjs shares). Cheap (tens of ms), and checkpoints need tfjs-layers anyway.
 import "@tensorflow/tfjs-layers";
 import { discriminatorForward, generatorForward, oneHotLabels, trainingParts } from "./models/forward.ts";
-import { backendIs } from "./models/ops.ts";
+import { releaseReadCopy } from "./backends/read_copy.ts";
 import { IMAGE_CHANNELS, IMAGE_PIXELS, IMAGE_SIDE, PIXEL_HALF_RANGE } from "./models/specs.ts";
 import type { DiscriminatorShard, GeneratorShard, ModelSpecs, PhaseResult } from "./models/types.ts";
 
@@ -54,19 +54,6 @@ function readAndDispose(...tensors: tf.Tensor[]): Float32Array[] {
   } finally {
     tf.dispose(tensors);
   }
-}
-
-/**
- * Frees a read-back copy now rather than at V8's next full collection. A worker reads megabytes of gradients a
- * step; V8 counted them toward its external-memory limit and ran a mark-compact every few steps, on the
- * worker's one core (about 6% of its time, and pauses of up to 15 ms that the slower worker adds to each step).
- * The cpu backend's reads return the tensor's own storage, so only the copying backends' are released.
- */
-function releaseReadCopy(values: Float32Array): void {
-  const buffer = values.buffer;
-  const whole = buffer instanceof ArrayBuffer && values.byteOffset === 0 &&
-    values.byteLength === buffer.byteLength;
-  if (whole && (backendIs("tensorflow") || backendIs("wasm"))) buffer.transfer(0);
 }
 
 /**

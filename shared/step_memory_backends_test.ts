@@ -1,7 +1,8 @@
 /**
  * The leak check of step_leak_check.ts on the backends whose custom paths make tensors outside the engine's
  * kernels: wasm (the phase-split Conv2DBackpropInput on the wasm heap) and tensorflow (TensorFlow ops run by
- * name, such as FusedBatchNormV3). Backends that cannot load here are skipped.
+ * name, such as FusedBatchNormV3). Backends that cannot load here are skipped. Both hold their tensors outside
+ * JS, so a step must also leave no weight- or gradient-sized garbage there.
  */
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "./backends/select.ts";
@@ -19,8 +20,8 @@ for (const backend of ["wasm", "tensorflow"] as const) {
     async fn() {
       await initBackend({ backend, threads: 1, log: () => {} });
       try {
-        checkStepLeaks("cdcgan", 2);
-        checkStepLeaks("mlp", 2);
+        checkStepLeaks("cdcgan", 2, true);
+        checkStepLeaks("mlp", 2, true);
       } finally {
         await tf.setBackend("cpu");
       }

@@ -23,8 +23,10 @@ import {
   phasePadding,
   PHASES,
   phaseTaps,
+  reusedTaps,
   splitsIntoPhases,
 } from "../models/phase_split.ts";
+import { releaseReadCopy } from "./read_copy.ts";
 
 const WASM_BACKEND = "wasm";
 
@@ -235,12 +237,13 @@ function phaseSplitBackpropInput(
       ]);
       return [tf.conv2d(input, taps, 1, COMBINED_PADDING)]; // [n, H + 1, W + 1, 4·O]
     }
-    const taps = phaseTaps(values, outChannels, c);
+    const taps = phaseTaps(values, outChannels, c, reusedTaps(values.length / PHASES.length));
     return PHASES.map(([r, col], i) => {
       const kernel = tf.tensor4d(taps[i], [PHASE_STRIDE, PHASE_STRIDE, c, outChannels]);
       return tf.conv2d(input, kernel, 1, phasePadding(r, col)); // [n, H, W, O]
     });
   });
+  releaseReadCopy(values);
   try {
     const outH = h * PHASE_STRIDE;
     const outW = w * PHASE_STRIDE;

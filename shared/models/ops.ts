@@ -22,6 +22,7 @@ import {
   phasePadding,
   PHASES,
   phaseTaps,
+  reusedTaps,
   splitsIntoPhases,
 } from "./phase_split.ts";
 
@@ -108,7 +109,7 @@ type Shape4 = [number, number, number, number];
  * conv2dTranspose(x, kernel [k, k, O, C], outShape, stride, "same") for outShape = [n, H·s, W·s, O]. On
  * tensorflow a stride-2, kernel-4 one runs as its four output phases (phase_split.ts), interleaved by
  * DepthToSpace from their concatenation on channels; the taps are gathered in JS from the kernel's values
- * (a 131k-value read), which takes fewer ops than gathering them with tf ops. Below PHASE_MIN_CHANNELS
+ * (a 131k-value read), which takes fewer ops than gathering them with tf ops, into arrays kept between calls. Below PHASE_MIN_CHANNELS
  * output channels (G's last layer) TensorFlow's own kernel is faster. On wasm the split happens inside the
  * Conv2DBackpropInput kernel (wasm_kernels.ts). Called only inside custom ops, where nothing is taped
  * (DepthToSpace has no gradient in tfjs).
@@ -125,7 +126,10 @@ function transposedConv(
     return tf.conv2dTranspose(x, kernel, outShape, stride, "same");
   }
   const [, , outChannels, inChannels] = kernel.shape;
-  const taps = phaseTaps(kernel.dataSync() as Float32Array, outChannels, inChannels);
+  // Not released after use: until an op has used it, tensorflow hands back the very array the kernel was
+  // made from (a worker's weights, staged), and the split kernel is never given to an op.
+  const values = kernel.dataSync() as Float32Array;
+  const taps = phaseTaps(values, outChannels, inChannels, reusedTaps(values.length / PHASES.length));
   return tf.tidy(() => {
     const phases = PHASES.map(([r, c], i) =>
       tf.conv2d(

@@ -36,10 +36,31 @@ export function splitsIntoPhases(
     outShape[2] === inShape[2] * PHASE_STRIDE && outShape[3] === outChannels;
 }
 
-/** The [2, 2, C, O] taps of each phase, in PHASES order, from the filter's values [4, 4, O, C]. */
-export function phaseTaps(filter: Float32Array, outChannels: number, inChannels: number): Float32Array[] {
-  return PHASES.map(([r, c]) => {
-    const taps = new Float32Array(PHASE_STRIDE * PHASE_STRIDE * inChannels * outChannels);
+/**
+ * Four arrays of `size` values for phaseTaps, the same ones at every call with that size: a fresh set per
+ * call was a megabyte of garbage a step. Safe to reuse because the tensors made from them are consumed at
+ * once by a convolution that copies them (wasm when the tensor is made, tensorflow when the op runs).
+ */
+export function reusedTaps(size: number): Float32Array[] {
+  let taps = tapsBySize.get(size);
+  if (!taps) tapsBySize.set(size, taps = PHASES.map(() => new Float32Array(size)));
+  return taps;
+}
+
+const tapsBySize = new Map<number, Float32Array[]>();
+
+/**
+ * The [2, 2, C, O] taps of each phase, in PHASES order, from the filter's values [4, 4, O, C]; written into
+ * `into` (four arrays of 4·C·O values) when given.
+ */
+export function phaseTaps(
+  filter: Float32Array,
+  outChannels: number,
+  inChannels: number,
+  into?: Float32Array[],
+): Float32Array[] {
+  return PHASES.map(([r, c], p) => {
+    const taps = into?.[p] ?? new Float32Array(PHASE_STRIDE * PHASE_STRIDE * inChannels * outChannels);
     for (let i = 0; i < PHASE_STRIDE; i++) {
       for (let j = 0; j < PHASE_STRIDE; j++) {
         const kRow = PHASE_KERNEL - 1 - r - PHASE_STRIDE * i;
