@@ -1,13 +1,13 @@
 /**
  * Binds each local worker to CPU cores of its own, one per compute thread (`taskset`, Linux), as torchrun's
- * and Horovod's `--bind-to core` do. Left to the scheduler, two workers on this 2-core machine were moved about until their
- * compute took 320 ms a step instead of 261 ms bound (and 255 ms for one worker alone).
+ * and Horovod's `--bind-to core` do. Left to the scheduler, two workers on this 2-core machine were moved
+ * about until their compute took 320 ms a step instead of 261 ms bound (and 255 ms for one worker alone).
  *
- * When every worker's thread has a core of its own, they also run under SCHED_BATCH (`chrt --batch`): a worker woken
- * by its task then waits for the coordinator to finish sending the other tasks instead of preempting it on
- * their shared core (here the tasks of a 2-worker step took 2 to 4.5 ms to send, and 0.5 ms as batch). With
- * more workers than cores they stay ordinary: batch workers never preempt one another either, and a worker
- * whose result is due would wait for another's time slice.
+ * When every worker's thread has a core of its own, they also run under SCHED_BATCH (`chrt --batch`): a
+ * worker woken by its task then waits for the coordinator to finish sending the other tasks instead of
+ * preempting it on their shared core (here the tasks of a 2-worker step took 2 to 4.5 ms to send, and 0.5
+ * ms as batch). With more workers than cores they stay ordinary: batch workers never preempt one another
+ * either, and a worker whose result is due would wait for another's time slice.
  */
 const TASKSET = "taskset";
 const CHRT = "chrt";

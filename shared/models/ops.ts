@@ -109,10 +109,10 @@ type Shape4 = [number, number, number, number];
  * conv2dTranspose(x, kernel [k, k, O, C], outShape, stride, "same") for outShape = [n, H·s, W·s, O]. On
  * tensorflow a stride-2, kernel-4 one runs as its four output phases (phase_split.ts), interleaved by
  * DepthToSpace from their concatenation on channels; the taps are gathered in JS from the kernel's values
- * (a 131k-value read), which takes fewer ops than gathering them with tf ops, into arrays kept between calls. Below PHASE_MIN_CHANNELS
- * output channels (G's last layer) TensorFlow's own kernel is faster. On wasm the split happens inside the
- * Conv2DBackpropInput kernel (wasm_kernels.ts). Called only inside custom ops, where nothing is taped
- * (DepthToSpace has no gradient in tfjs).
+ * (a 131k-value read), which takes fewer ops than gathering them with tf ops, into arrays kept between
+ * calls. Below PHASE_MIN_CHANNELS output channels (G's last layer) TensorFlow's own kernel is faster. On
+ * wasm the split happens inside the Conv2DBackpropInput kernel (wasm_kernels.ts). Called only inside custom
+ * ops, where nothing is taped (DepthToSpace has no gradient in tfjs).
  */
 function transposedConv(
   x: tf.Tensor4D,
