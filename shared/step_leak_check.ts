@@ -8,6 +8,7 @@ import { IMAGE_PIXELS, initialWeights, modelSpecs, NUM_CLASSES } from "./models/
 import type { ModelName } from "./models/types.ts";
 import { Rng } from "./rng.ts";
 import { StepComputer } from "./step.ts";
+import { readsAreCopies } from "./backends/read_copy.ts";
 import { assert, assertEquals } from "./testing.ts";
 
 const LATENT_DIM = 100;
@@ -17,11 +18,11 @@ const CHECKPOINT_STEP = 10;
 /**
  * Runs LEAK_CHECK_STEPS training steps as a worker sees them and asserts that tf.memory() is the same after
  * step 10 and after the last step, that only the weight tensors outlive a step, and that dispose() frees them.
- * With `copyingBackend` (the backend's tensors live outside JS: tensorflow, wasm), it also asserts that no step
+ * On backends whose tensors live outside JS (readsAreCopies: tensorflow, wasm), it also asserts that no step
  * after the 10th leaves weight- or gradient-sized garbage in JS memory: V8 counts such arrays toward its
  * external-memory limit and collects every few steps on the worker's one core.
  */
-export function checkStepLeaks(model: ModelName, batch: number, copyingBackend = false): void {
+export function checkStepLeaks(model: ModelName, batch: number): void {
   const before = tf.memory().numTensors;
   const specs = modelSpecs(model, LATENT_DIM);
   const rng = new Rng(1);
@@ -65,7 +66,7 @@ export function checkStepLeaks(model: ModelName, batch: number, copyingBackend =
   assertEquals(atEnd.numTensors - before, trainableTensors, "tensors held between steps: the weights");
   computer.dispose();
   assertEquals(tf.memory().numTensors, before, "tensors after dispose()");
-  if (copyingBackend) {
+  if (readsAreCopies()) {
     // Fresh copies for each weight install and gradient read would leave 2 x (G + D) x 4 bytes a step. What is
     // left is smaller: inputs, losses, BatchNorm sums, and on tensorflow the read-backs of D's kernels for its
     // input gradient (about 1.2 MB for cdcgan), which are not released because they may be the tensor's own.

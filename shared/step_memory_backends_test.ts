@@ -20,8 +20,8 @@ for (const backend of ["wasm", "tensorflow"] as const) {
     async fn() {
       await initBackend({ backend, threads: 1, log: () => {} });
       try {
-        checkStepLeaks("cdcgan", 2, true);
-        checkStepLeaks("mlp", 2, true);
+        checkStepLeaks("cdcgan", 2);
+        checkStepLeaks("mlp", 2);
       } finally {
         await tf.setBackend("cpu");
       }

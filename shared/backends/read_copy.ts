@@ -7,6 +7,11 @@ import * as tf from "@tensorflow/tfjs-core";
 /** Backends whose dataSync returns a fresh copy (their tensors live in TensorFlow or on the wasm heap). */
 const COPYING_BACKENDS = new Set(["tensorflow", "wasm"]);
 
+/** True when the current backend's reads are copies, which releaseReadCopy may free. */
+export function readsAreCopies(): boolean {
+  return COPYING_BACKENDS.has(tf.getBackend());
+}
+
 /**
  * Frees an array read back from the backend (dataSync) now rather than at V8's next full collection. A worker
  * read megabytes a step; V8 counted them toward its external-memory limit and ran a mark-compact every few
@@ -18,5 +23,5 @@ export function releaseReadCopy(values: Float32Array): void {
   const buffer = values.buffer;
   const whole = buffer instanceof ArrayBuffer && values.byteOffset === 0 &&
     values.byteLength === buffer.byteLength;
-  if (whole && COPYING_BACKENDS.has(tf.getBackend())) buffer.transfer(0);
+  if (whole && readsAreCopies()) buffer.transfer(0);
 }
